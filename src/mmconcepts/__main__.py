@@ -1,0 +1,3 @@
+from mmconcepts.cli import main
+
+main()

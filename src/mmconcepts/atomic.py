@@ -1,0 +1,64 @@
+"""Write outputs under a temporary name and rename them into place at the end.
+
+An interrupted job then leaves only a ``*.tmp-*`` sibling, never a half-written
+output that a later run could mistake for a result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def _tmp_sibling(path: Path, is_dir: bool) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}.tmp-"
+    if is_dir:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+    fd, name = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, is_dir: bool = False):
+    """Yield a temporary path next to ``path``; rename it to ``path`` on success.
+
+    On any exception (including KeyboardInterrupt from SIGINT) the temporary
+    path is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    tmp = _tmp_sibling(path, is_dir)
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    _remove(path)
+    os.replace(tmp, path)
+
+
+def write_json(path: str | os.PathLike, obj, *, indent: int | None = 1) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike):
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
