@@ -1,0 +1,61 @@
+# Captions once per model and split (shared by every word), then the samples kept for a word.
+
+
+rule captions:
+    input:
+        model=model_inputs,
+        data=dataset_inputs,
+    output:
+        MODEL + "/captions/{split}.jsonl",
+    params:
+        model=model_params,
+        data=data_params,
+        limit=split_limit,
+        prompt=config["prompt"],
+        batch_size=model_setting("batch_size"),
+        max_new_tokens=model_setting("max_new_tokens"),
+        code_version=CODE_VERSION,
+    log:
+        MODEL + "/logs/captions_{split}.log",
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../../envs/mmconcepts.yaml"
+    shell:
+        "python -m mmconcepts captions --adapter {params.model[adapter]} --model {params.model[path]:q}"
+        " --dtype {params.model[dtype]} --device {params.model[device]}"
+        " --gt {params.data[gt]:q} --images {params.data[images]:q} --split {wildcards.split}"
+        " --limit {params.limit}"
+        " --instruction {params.prompt:q} --batch-size {params.batch_size}"
+        " --max-new-tokens {params.max_new_tokens} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule select:
+    input:
+        captions=MODEL + "/captions/{split}.jsonl",
+        data=dataset_inputs,
+    output:
+        TOKEN + "/samples/{split}.json",
+    params:
+        data=data_params,
+        aliases=token_aliases,
+        gt_match=config["selection"]["gt_match"],
+        position=config["selection"]["position"],
+        min_samples=min_samples,
+        code_version=CODE_VERSION,
+    log:
+        TOKEN + "/logs/select_{split}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/mmconcepts.yaml"
+    shell:
+        "python -m mmconcepts select --captions {input.captions} --gt {params.data[gt]:q}"
+        " --images {params.data[images]:q} --split {wildcards.split} --word {wildcards.token:q}"
+        " --aliases {params.aliases:q} --gt-match {params.gt_match} --position {params.position}"
+        " --min-samples {params.min_samples} --out {output} > {log} 2>&1"

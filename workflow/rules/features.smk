@@ -1,0 +1,82 @@
+# What the model holds about the word: hidden states (one pass, every layer), the
+# logit lens used to name concepts, and CLIP embeddings of the test images.
+
+
+rule lens:
+    input:
+        model=model_inputs,
+        data=dataset_inputs,
+    output:
+        MODEL + "/lens.npz",
+    params:
+        model=model_params,
+        data=data_params,
+        code_version=CODE_VERSION,
+    log:
+        MODEL + "/logs/lens.log",
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/mmconcepts.yaml"
+    shell:
+        "python -m mmconcepts lens --adapter {params.model[adapter]} --model {params.model[path]:q}"
+        " --dtype {params.model[dtype]} --device {params.model[device]}"
+        " --gt {params.data[gt]:q} --images {params.data[images]:q} --out {output} > {log} 2>&1"
+
+
+rule extract:
+    input:
+        model=model_inputs,
+        samples=TOKEN + "/samples/{split}.json",
+    output:
+        # One job owns the folder: every layer's Zarr store comes from the same forward pass.
+        directory(TOKEN + "/features/{split}"),
+    params:
+        model=model_params,
+        layers=model_layers,
+        stores=feature_stores,
+        prompt=config["prompt"],
+        batch_size=model_setting("batch_size"),
+        store_dtype=model_setting("store_dtype"),
+        code_version=CODE_VERSION,
+    log:
+        TOKEN + "/logs/extract_{split}.log",
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../../envs/mmconcepts.yaml"
+    shell:
+        "python -m mmconcepts extract --adapter {params.model[adapter]} --model {params.model[path]:q}"
+        " --dtype {params.model[dtype]} --device {params.model[device]} --samples {input.samples}"
+        " --instruction {params.prompt:q} --batch-size {params.batch_size} --store-dtype {params.store_dtype}"
+        " --layers {params.layers} --threads {threads} --out {params.stores} > {log} 2>&1"
+
+
+rule embed:
+    input:
+        samples=TOKEN + "/samples/test.json",
+        clip=clip_inputs,
+        data=dataset_inputs,
+    output:
+        TOKEN + "/clip/test.npz",
+    params:
+        data=data_params,
+        clip=clip_spec,
+        code_version=CODE_VERSION,
+    log:
+        TOKEN + "/logs/embed.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/mmconcepts.yaml"
+    shell:
+        "python -m mmconcepts embed --samples {input.samples} --gt {params.data[gt]:q}"
+        " --images {params.data[images]:q} --clip {params.clip:q} --threads {threads} --out {output} > {log} 2>&1"

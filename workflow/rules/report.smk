@@ -1,0 +1,32 @@
+# One HTML report per model and word, gathering every layer, method and K.
+
+
+rule report:
+    input:
+        grounding=report_grounding,
+        metrics=report_metrics,
+        train=TOKEN + "/samples/train.json",
+        test=TOKEN + "/samples/test.json",
+    output:
+        report(
+            TOKEN + "/report.html",
+            caption="../report/report.rst",
+            category="Concept reports",
+            labels={"model": "{model}", "token": "{token}"},
+        ),
+    params:
+        header=report_header,
+        focus=report_focus,
+        code_version=CODE_VERSION,
+    log:
+        TOKEN + "/logs/report.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/mmconcepts.yaml"
+    shell:
+        "python -m mmconcepts report --grounding {input.grounding} --metrics {input.metrics}"
+        " --train-samples {input.train} --test-samples {input.test} --header {params.header:q}"
+        " --focus {params.focus:q} --out {output} > {log} 2>&1"

@@ -1,0 +1,61 @@
+# The embedded default: a generated world and two tiny models trained on it.
+
+
+rule world:
+    output:
+        directory(WORLD_DIR),
+    params:
+        world=json.dumps(config["world"], sort_keys=True),
+        code_version=CODE_VERSION,
+    log:
+        "results/logs/world.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../envs/mmconcepts.yaml"
+    shell:
+        "python -m mmconcepts world --out {output} --params {params.world:q} > {log} 2>&1"
+
+
+rule train_lmm:
+    input:
+        WORLD_DIR,
+    output:
+        directory(LMM_DIR),
+    params:
+        train=json.dumps(config["train_lmm"], sort_keys=True),
+        code_version=CODE_VERSION,
+    log:
+        "results/logs/train_lmm.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/mmconcepts.yaml"
+    shell:
+        "python -m mmconcepts train-lmm --world {input} --out {output} --threads {threads}"
+        " --params {params.train:q} > {log} 2>&1"
+
+
+rule train_clip:
+    input:
+        WORLD_DIR,
+    output:
+        directory(CLIP_DIR),
+    params:
+        train=json.dumps(config["train_clip"], sort_keys=True),
+        code_version=CODE_VERSION,
+    log:
+        "results/logs/train_clip.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/mmconcepts.yaml"
+    shell:
+        "python -m mmconcepts train-clip --world {input} --out {output} --threads {threads}"
+        " --params {params.train:q} > {log} 2>&1"
