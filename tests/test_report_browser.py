@@ -1,0 +1,47 @@
+"""The report as a reader sees it: rendered by headless Chromium (installed with apt when missing)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from browser import inspect_page
+from report_fixture import report_inputs, shape_images
+
+from mmconcepts.report.render import render_report
+
+pytestmark = pytest.mark.browser
+
+
+def test_report_renders_cleanly(tmp_path):
+    images = shape_images(tmp_path / "images", 60)
+    inputs = report_inputs(images, layers=("2", "4", "final"), ks=(10, 20), odd_word="<script>alert(1)</script>")
+    os.remove(images[0])  # a missing image must show as a placeholder, not as a broken <img>
+    render_report(tmp_path / "report.html", **inputs)
+
+    page = inspect_page(tmp_path / "report.html", tmp_path / "report.png")
+
+    assert page["card_count"] == 30
+    assert page["images_total"] > 100
+    assert page["images_broken"] == []
+    assert page["console_errors"] == []
+    assert page["external_requests"] == []
+    assert page["scripts"] == 0  # the odd word stayed text
+    shot = (tmp_path / "report.png").read_bytes()
+    assert shot.startswith(b"\x89PNG") and len(shot) > 50_000
+
+
+def test_inspect_page_sees_what_goes_wrong(tmp_path):
+    """The helper is not blind: a broken image, a failed load and a script error all show."""
+    page = tmp_path / "broken.html"
+    page.write_text(
+        '<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
+        '<div class="concept-card"></div><img src="missing.png" alt="nope">'
+        '<script>throw new Error("boom")</script></body></html>'
+    )
+    result = inspect_page(page)
+    assert result["card_count"] == 1
+    assert result["images_broken"] == ["nope"]
+    assert any("boom" in e for e in result["console_errors"])
+    assert any("missing.png" in e for e in result["console_errors"])
+    assert result["scripts"] == 1
