@@ -57,6 +57,13 @@ def build_batch(adapter: LMMAdapter, images, prompt: str, gen_ids: list[list[int
         new_ids[b, :p] = ids[b, :p]
         new_ids[b, p : p + len(g)] = torch.tensor(g, dtype=ids.dtype)
         new_mask[b, : p + len(g)] = 1
+    # Other per-token inputs (Qwen's mm_token_type_ids, from which it derives M-RoPE positions)
+    # grow with zeros: the appended tokens are text.
+    for key, value in inputs.items():
+        if key not in ("input_ids", "attention_mask") and torch.is_tensor(value) and value.shape == ids.shape:
+            grown = torch.zeros((len(gen_ids), total), dtype=value.dtype, device=value.device)
+            grown[:, : ids.shape[1]] = value
+            inputs[key] = grown
     inputs.update(input_ids=new_ids, attention_mask=new_mask)
     return inputs, prompt_lens
 

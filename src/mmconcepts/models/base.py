@@ -61,8 +61,9 @@ class LMMAdapter:
     def load_model(self, path: str):
         kwargs = {"dtype": self.dtype}
         if self.device.type == "cuda":
-            # accelerate places the weights straight on the GPU, without a full CPU copy.
-            kwargs.update(device_map={"": self.device.index or 0}, low_cpu_mem_usage=True)
+            # accelerate places the weights straight on the GPU, without a full CPU copy
+            # (transformers 5 always loads on the meta device; low_cpu_mem_usage is gone).
+            kwargs.update(device_map={"": self.device.index or 0})
         model = self.model_class().from_pretrained(path, **kwargs)
         return model if self.device.type == "cuda" else model.to(self.device)
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.models.base import LMMAdapter
+from mmconcepts.models.idefics2 import Idefics2Adapter
 from mmconcepts.models.llava import LlavaAdapter
+from mmconcepts.models.qwen2_vl import Qwen2VLAdapter, Qwen25VLAdapter
 
-ADAPTERS: dict[str, type[LMMAdapter]] = {cls.family: cls for cls in (LlavaAdapter,)}
+ADAPTERS: dict[str, type[LMMAdapter]] = {
+    cls.family: cls for cls in (LlavaAdapter, Idefics2Adapter, Qwen2VLAdapter, Qwen25VLAdapter)
+}
 
 
 def load_adapter(name: str, path: str, *, dtype: str = "auto", device: str = "auto") -> LMMAdapter:
