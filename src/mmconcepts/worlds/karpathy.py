@@ -1,0 +1,73 @@
+"""Reading Karpathy-format caption files (``dataset_coco.json`` and the shapes world's).
+
+The format: ``{"images": [{"filepath", "filename", "split", "imgid", "sentences":
+[{"raw", ...}]}]}``; an image lives at ``<image_root>/<filepath>/<filename>``.
+Karpathy's ``restval`` images are training images.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmconcepts.errors import MMConceptsError
+
+SPLITS = ("train", "val", "test")
+_SPLIT_ALIASES = {"restval": "train"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: str
+    path: Path
+    split: str
+    captions: tuple[str, ...]
+
+
+def _read_json(path: Path, what: str):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise MMConceptsError(f"{path}: {what} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MMConceptsError(f"{path}: not valid JSON ({e})") from None
+
+
+def _sample(entry, image_root: Path, where: str) -> Sample:
+    try:
+        split = _SPLIT_ALIASES.get(entry["split"], entry["split"])
+        captions = tuple(s["raw"].strip() for s in entry["sentences"])
+        path = image_root / entry.get("filepath", "") / entry["filename"]
+        return Sample(id=str(entry["imgid"]), path=path, split=split, captions=captions)
+    except KeyError as e:
+        raise MMConceptsError(f"{where}: missing key {e.args[0]!r}") from None
+    except (TypeError, AttributeError):
+        raise MMConceptsError(f"{where}: not a Karpathy image entry") from None
+
+
+def load_karpathy(captions_json, image_root, split: str | None = None, limit: int | None = None) -> list[Sample]:
+    """The samples of ``split`` (all splits when None) in file order, at most ``limit`` of them."""
+    captions_json = Path(captions_json)
+    if split is not None and split not in SPLITS:
+        raise MMConceptsError(f"{captions_json}: unknown split {split!r}; known: {', '.join(SPLITS)}")
+    data = _read_json(captions_json, "captions file")
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise MMConceptsError(f"{captions_json}: missing key 'images' (not a Karpathy-format captions file)")
+    samples = []
+    for i, entry in enumerate(data["images"]):
+        s = _sample(entry, Path(image_root), f"{captions_json}: images[{i}]")
+        if split is None or s.split == split:
+            samples.append(s)
+    return samples if limit is None else samples[:limit]
+
+
+def load_factors(world_dir) -> dict[str, dict]:
+    """Ground-truth factors per image id of a generated world (the folder or its factors.json)."""
+    path = Path(world_dir)
+    if path.is_dir():
+        path = path / "factors.json"
+    data = _read_json(path, "factors file")
+    if not isinstance(data, dict) or not isinstance(data.get("images"), dict):
+        raise MMConceptsError(f"{path}: missing key 'images' (not a world's factors.json)")
+    return data["images"]

@@ -1,0 +1,132 @@
+"""The shapes world generator: determinism, ground truth that matches captions, parameter errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmconcepts.errors import MMConceptsError
+from mmconcepts.worlds.karpathy import load_factors, load_karpathy
+from mmconcepts.worlds.drawing import shape_coverage
+from mmconcepts.worlds.shapes import COLOURS, SHAPES, WORLD_DEFAULTS, generate_world, layout, sample_factors, world_params
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+SMALL = {"n_train": 30, "n_val": 5, "n_test": 10, "image_size": 32}
+
+
+def digest(folder: Path) -> dict[str, str]:
+    files = sorted(f for f in folder.rglob("*") if f.is_file())
+    return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("world") / "shapes"
+    generate_world(out, seed=3, **SMALL)
+    return out
+
+
+def test_same_seed_gives_identical_files(world, tmp_path):
+    again = tmp_path / "again"
+    generate_world(again, seed=3, **SMALL)
+    assert digest(again) == digest(world)
+    assert len(digest(world)) == 45 + 2
+
+
+def test_different_seed_gives_different_images(world, tmp_path):
+    other = tmp_path / "other"
+    generate_world(other, seed=4, **SMALL)
+    a, b = digest(world), digest(other)
+    assert sum(a[k] != b[k] for k in a if k.startswith("images/")) > 40
+
+
+def test_karpathy_layout_and_splits(world):
+    data = json.loads((world / "captions.json").read_text())
+    assert data["dataset"] == "shapes"
+    entry = data["images"][0]
+    assert set(entry) == {"filename", "filepath", "split", "imgid", "sentids", "sentences"}
+    assert set(entry["sentences"][0]) == {"raw", "tokens", "imgid", "sentid"}
+    sentids = [s["sentid"] for im in data["images"] for s in im["sentences"]]
+    assert len(sentids) == len(set(sentids)) == 45 * WORLD_DEFAULTS["captions_per_image"]
+    samples = load_karpathy(world / "captions.json", world)
+    assert [s.split for s in samples].count("test") == 10
+    with Image.open(samples[0].path) as im:
+        assert im.size == (32, 32) and im.mode == "RGB"
+
+
+def test_every_caption_names_the_main_shape_and_colour(world):
+    factors = load_factors(world)
+    samples = load_karpathy(world / "captions.json", world)
+    for s in samples:
+        f = factors[s.id]
+        for caption in s.captions:
+            words = caption.lower().rstrip(".").split()
+            assert f["shape"] in words and f["colour"] in words, (s.id, caption, f)
+            # the main object is named first, the second object after it
+            assert next(w for w in words if w in SHAPES) == f["shape"]
+            if f["second_shape"] != "none":
+                assert f["second_shape"] in words[words.index(f["shape"]) + 1 :]
+                assert f["second_colour"] in words
+
+
+def test_factors_cover_the_allowed_values(tmp_path):
+    out = tmp_path / "w"
+    colours = ["red", "blue", "yellow"]
+    generate_world(out, n_train=300, n_val=0, n_test=1, image_size=32, shapes=["circle", "star"], colours=colours)
+    data = json.loads((out / "factors.json").read_text())
+    assert data["factors"]["shape"] == ["circle", "star"]
+    seen = {name: {f[name] for f in data["images"].values()} for name in data["factors"]}
+    for name, allowed in data["factors"].items():
+        assert seen[name] == set(allowed), name  # 300 draws hit every value, including "none"
+
+
+def test_objects_do_not_overlap_and_stay_in_the_image():
+    p = world_params(second_object_prob=1.0)
+    for i in range(100):
+        rng = np.random.default_rng(i)
+        objects = layout(rng, sample_factors(rng, p))
+        assert len(objects) == 2
+        cover = [shape_coverage(shape, 64, x * 64, y * 64, r * 64) for shape, _, x, y, r in objects]
+        assert not (cover[0] * cover[1]).any(), objects
+        # the main object is bigger, and is not cut by the border by more than a sliver
+        assert cover[0].sum() > cover[1].sum()
+        whole = shape_coverage(objects[0][0], 256, 96 + objects[0][2] * 64, 96 + objects[0][3] * 64, objects[0][4] * 64)
+        assert cover[0].sum() > 0.97 * whole.sum(), objects
+
+
+def test_no_second_object_without_probability(tmp_path):
+    generate_world(tmp_path / "w", n_train=20, n_val=0, n_test=1, second_object_prob=0.0)
+    assert {f["second_shape"] for f in load_factors(tmp_path / "w").values()} == {"none"}
+
+
+@pytest.mark.parametrize(
+    "params, key",
+    [
+        ({"n_train": 0}, "n_train"),
+        ({"n_test": 0}, "n_test"),
+        ({"colours": ["red", "teal"]}, "colours"),
+        ({"shapes": []}, "shapes"),
+        ({"backgrounds": ["lava"]}, "backgrounds"),
+        ({"second_object_prob": 1.5}, "second_object_prob"),
+        ({"image_size": 8}, "image_size"),
+        ({"n_images": 10}, "n_images"),
+        ({"captions_per_image": True}, "captions_per_image"),
+    ],
+)
+def test_bad_params_name_the_key(tmp_path, params, key):
+    with pytest.raises(MMConceptsError, match=key):
+        generate_world(tmp_path / "w", **params)
+    assert not (tmp_path / "w").exists()
+
+
+def test_vocabularies_are_complete():
+    assert {"circle", "square"} <= set(SHAPES) and len(SHAPES) >= 4
+    assert len(COLOURS) >= 6
+    assert WORLD_DEFAULTS["shapes"] == list(SHAPES)
