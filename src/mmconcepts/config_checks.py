@@ -9,9 +9,9 @@ from mmconcepts.errors import MMConceptsError
 
 
 def check_config(config: dict) -> None:
-    from mmconcepts.worlds.shapes import validate_world
+    from mmconcepts.worlds.shapes import world_params
 
-    validate_world(config["world"], key="world")
+    world_params(**config["world"])
     for name, model in config["models"].items():
         if model["dataset"] not in config["datasets"]:
             raise MMConceptsError(

@@ -25,7 +25,8 @@ rule train_lmm:
     output:
         directory(LMM_DIR),
     params:
-        train=json.dumps(config["train_lmm"], sort_keys=True),
+        # The tiny model learns the prompt the captions rule will ask with.
+        train=json.dumps({"prompt": config["prompt"], **config["train_lmm"]}, sort_keys=True),
         code_version=CODE_VERSION,
     log:
         "results/logs/train_lmm.log",
