@@ -27,9 +27,9 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the repository's workflow on the micro config in ``workdir``."""
-    cmd = [
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """The command line that runs the repository's workflow on the micro config in ``workdir``."""
+    return [
         str(Path(sys.executable).with_name("snakemake")),
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
@@ -37,7 +37,10 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900)
         "--cores", "2",
         *args,
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run(snakemake_command(workdir, *args), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc

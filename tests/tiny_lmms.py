@@ -45,7 +45,8 @@ def train_tokenizer(style: str, specials: list[str], bos: str | None = None):
         tok.decoder = decoders.ByteLevel()
         alphabet = pre_tokenizers.ByteLevel.alphabet()
     trainer = trainers.BpeTrainer(
-        vocab_size=320, special_tokens=specials, initial_alphabet=alphabet, show_progress=False
+        # Byte-level spends 256 ids on its alphabet before the first merge.
+        vocab_size=320 if style == "metaspace" else 600, special_tokens=specials, initial_alphabet=alphabet, show_progress=False
     )
     tok.train_from_iterator(CORPUS * 4, trainer)
     if bos is not None:

@@ -21,16 +21,17 @@ from mmconcepts.worlds.karpathy import Sample
 
 
 def token_spans(tokenizer, ids: list[int]) -> tuple[str, list[tuple[int, int]]]:
-    """The decoded caption and the [start, end) character span of each token in it."""
+    """The decoded caption, without leading spaces, and the [start, end) character span of each token in it."""
     text = tokenizer.decode(ids, skip_special_tokens=True)
+    lead = len(text) - len(text.lstrip())
     spans, prev = [], 0
     for i in range(len(ids)):
         # Prefix decoding gives where each token ends; clamp because a byte-level
         # prefix ending inside a multi-byte character decodes to a replacement char.
-        end = min(max(len(tokenizer.decode(ids[: i + 1], skip_special_tokens=True)), prev), len(text))
+        end = min(max(len(tokenizer.decode(ids[: i + 1], skip_special_tokens=True)) - lead, prev), len(text) - lead)
         spans.append((prev, end))
         prev = end
-    return text, spans
+    return text[lead:], spans
 
 
 def _trim(ids: list[int], stop: set[int]) -> list[int]:

@@ -101,7 +101,7 @@ def cmd_select(a):
     sel = select_samples(
         read_captions(a.captions), gt, a.word, aliases=a.aliases, gt_match=a.gt_match, position=a.position
     )
-    require_enough(sel, a.min_samples, a.split)
+    require_enough(sel, 1, a.split)
     write_json(a.out, {"split": a.split, **sel}, indent=None)
     print(json.dumps(sel["counts"]))
 
@@ -134,12 +134,13 @@ def cmd_extract(a):
 
 @command("decompose", "learn the concept dictionary on the train features")
 def cmd_decompose(a):
+    from mmconcepts.atomic import read_json
     from mmconcepts.decomposition import make_decomposer, save_dictionary
     from mmconcepts.extraction import read_features
+    from mmconcepts.selection import require_enough
 
+    require_enough(read_json(a.samples), a.k, "train")
     Z, attrs = read_features(a.features)
-    if a.k > Z.shape[0]:
-        raise MMConceptsError(f"K = {a.k} is larger than the {Z.shape[0]} samples in {a.features}")
     _threads(a.threads)
     est = make_decomposer(a.method, a.k, alpha=a.alpha, random_state=a.seed, max_iter=a.max_iter)
     V = est.fit_transform(Z)
@@ -313,13 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aliases", type=_json, default=[], help="JSON list of other forms of the word")
     p.add_argument("--gt-match", default="any")
     p.add_argument("--position", default="predicting")
-    p.add_argument("--min-samples", type=int, default=1)
     p = ps["extract"]
     p.add_argument("--samples", required=True)
     p.add_argument("--layers", nargs="+", required=True)
     p.add_argument("--store-dtype", default="float32", choices=["float32", "float16"])
     p = ps["decompose"]
     p.add_argument("--features", required=True)
+    p.add_argument("--samples", required=True, help="the train selection (its counts explain a K too large)")
     p.add_argument("--method", required=True)
     p.add_argument("--k", type=int, required=True)
     p.add_argument("--alpha", type=float, default=1.0)

@@ -1,11 +1,65 @@
-"""Checks of config.yaml that a JSON schema cannot express, run when the workflow starts.
+"""Checks of config.yaml run when the workflow starts, before any job.
 
-Each message names the key, so a typo is found before any job runs.
+Snakemake parses ``--config 'decomposition={k: 30}'`` with YAML's base loader,
+so every nested value arrives as a string; ``coerce_to_schema`` turns such
+strings back into the numbers and booleans the schema asks for. ``check_config``
+then checks what a JSON schema cannot express. Each message names the key.
 """
 
 from __future__ import annotations
 
+import yaml
+
 from mmconcepts.errors import MMConceptsError
+
+_PY_TYPES = {"integer": (int,), "number": (int, float), "boolean": (bool,), "null": (type(None),)}
+
+
+def _options(schema: dict) -> list[dict]:
+    return schema.get("anyOf", []) or [schema]
+
+
+def _accepts_string(schema: dict, value: str) -> bool:
+    return any(o.get("type") == "string" and value in o.get("enum", [value]) for o in _options(schema))
+
+
+def _scalar(value: str, schema: dict):
+    if _accepts_string(schema, value):
+        return value
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    for option in _options(schema):
+        types = _PY_TYPES.get(option.get("type"), ())
+        if isinstance(parsed, types) and not (isinstance(parsed, bool) and bool not in types):
+            return parsed
+    return value
+
+
+def coerce_to_schema(value, schema: dict):
+    """``value`` with strings that the schema wants as numbers, booleans or null converted; in place for containers."""
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, item in value.items():
+            sub = props.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                value[key] = coerce_to_schema(item, sub)
+        return value
+    if isinstance(value, list):
+        items = next((o["items"] for o in _options(schema) if o.get("type") == "array" and "items" in o), None)
+        if items is not None:
+            value[:] = [coerce_to_schema(item, items) for item in value]
+        return value
+    if isinstance(value, str):
+        return _scalar(value, schema)
+    return value
+
+
+def coerce_config(config: dict, schema_path: str) -> None:
+    with open(schema_path) as f:
+        coerce_to_schema(config, yaml.safe_load(f))
 
 
 def check_config(config: dict) -> None:
@@ -19,6 +73,3 @@ def check_config(config: dict) -> None:
             )
         if len(set(map(str, model["layers"]))) != len(model["layers"]):
             raise MMConceptsError(f"models.{name}.layers: {model['layers']} repeats a layer")
-    aliases = config["selection"]["aliases"]
-    if not all(isinstance(v, list) for v in aliases.values()):
-        raise MMConceptsError("selection.aliases: every entry must be a list of words")

@@ -82,11 +82,14 @@ def select_samples(
 
 
 def require_enough(selection: dict, k: int, split: str) -> None:
-    """Fail with the numbers a user needs when the dictionary cannot be learned."""
+    """Fail with the numbers a user needs when no samples, or fewer than K, were kept."""
     c = selection["counts"]
-    if c["kept"] < k:
-        raise MMConceptsError(
-            f"word {selection['word']!r}: only {c['kept']} {split} samples kept (images seen {c['images_seen']}, "
-            f"word in prediction {c['in_prediction']}, in ground truth {c['in_ground_truth']}), "
-            f"fewer than K = {k}"
-        )
+    if c["kept"] >= max(k, 1):
+        return
+    seen = (
+        f"images seen {c['images_seen']}, word in prediction {c['in_prediction']}, "
+        f"in ground truth {c['in_ground_truth']}, unreadable images {c['skipped_images']}"
+    )
+    if c["kept"] == 0:
+        raise MMConceptsError(f"word {selection['word']!r}: no {split} samples kept ({seen}); check the word and its aliases")
+    raise MMConceptsError(f"word {selection['word']!r}: only {c['kept']} {split} samples kept ({seen}), fewer than K = {k}")

@@ -44,7 +44,6 @@ rule select:
         aliases=token_aliases,
         gt_match=config["selection"]["gt_match"],
         position=config["selection"]["position"],
-        min_samples=min_samples,
         code_version=CODE_VERSION,
     log:
         TOKEN + "/logs/select_{split}.log",
@@ -58,4 +57,4 @@ rule select:
         "python -m mmconcepts select --captions {input.captions} --gt {params.data[gt]:q}"
         " --images {params.data[images]:q} --split {wildcards.split} --word {wildcards.token:q}"
         " --aliases {params.aliases:q} --gt-match {params.gt_match} --position {params.position}"
-        " --min-samples {params.min_samples} --out {output} > {log} 2>&1"
+        " --out {output} > {log} 2>&1"

@@ -94,11 +94,6 @@ def token_aliases(wildcards):
     return json.dumps(config["selection"]["aliases"].get(wildcards.token, []))
 
 
-def min_samples(wildcards):
-    """The dictionary needs at least K train samples; the test split at least one."""
-    return max(k_values()) if wildcards.split == "train" else 1
-
-
 def report_focus(wildcards):
     layer = config["report"]["layer"]
     if layer is None:

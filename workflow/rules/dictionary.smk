@@ -4,6 +4,8 @@
 rule decompose:
     input:
         features=TOKEN + "/features/train",
+        # K is checked here, not in select: select must not rerun when K changes.
+        samples=TOKEN + "/samples/train.json",
     output:
         RUN + "/dictionary.npz",
     params:
@@ -21,7 +23,7 @@ rule decompose:
     conda:
         "../../envs/mmconcepts.yaml"
     shell:
-        "python -m mmconcepts decompose --features {params.store} --method {wildcards.method} --k {wildcards.k}"
+        "python -m mmconcepts decompose --features {params.store} --samples {input.samples} --method {wildcards.method} --k {wildcards.k}"
         " --alpha {params.alpha} --seed {params.seed} {params.max_iter} --threads {threads}"
         " --out {output} > {log} 2>&1"
 

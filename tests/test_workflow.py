@@ -1,0 +1,188 @@
+"""The workflow as a user runs it: real Snakemake on the micro config (see conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPORT, snakemake, snakemake_command
+
+from mmconcepts.extraction import read_features
+
+TOKEN_DIR = Path("results/shapes-llava/circle")
+CAPTIONS = "results/shapes-llava/captions"
+
+
+def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """The jobs a dry run would start, by rule (the 'Job stats' table)."""
+    out = snakemake(workdir, "--dry-run", "--quiet", "rules", *args).stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:", 1)[1]
+    jobs = dict((m[1], int(m[2])) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE))
+    jobs.pop("total")
+    jobs.pop("all", None)
+    return jobs
+
+
+def failure_text(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode != 0, "snakemake should have failed"
+    return proc.stdout + proc.stderr
+
+
+# -- the whole DAG ------------------------------------------------------------------------
+def test_full_run_from_empty_results(micro_run):
+    samples = json.loads((micro_run / TOKEN_DIR / "samples/train.json").read_text())
+    kept = samples["counts"]["kept"]
+    assert kept == len(samples["samples"]) >= 4
+    for layer in ("2", "final"):
+        Z, attrs = read_features(micro_run / TOKEN_DIR / f"features/train/layer{layer}.zarr")
+        assert Z.shape == (kept, 128) and Z.dtype == np.float32 and np.isfinite(Z).all()
+        assert attrs["sample_ids"] == [s["id"] for s in samples["samples"]]
+        assert attrs["positions"] == [s["position"] for s in samples["samples"]]
+    # Every configured layer x method x K got its own dictionary, grounding and metrics.
+    runs = sorted(p.parent.relative_to(micro_run / TOKEN_DIR) for p in (micro_run / TOKEN_DIR).glob("layer*/*/k*/metrics.json"))
+    assert [str(r) for r in runs] == sorted(f"layer{L}/{m}/k4" for L in ("2", "final") for m in ("snmf", "pca", "kmeans", "simple", "random"))
+    html = (micro_run / REPORT).read_text()
+    assert "circle" in html and html.count('class="concept-card"') == 4
+    # No temporary output survived anywhere.
+    assert not list((micro_run / "results").rglob("*.tmp-*"))
+
+
+def test_second_run_has_nothing_to_do(micro_run):
+    assert planned_jobs(micro_run) == {}
+
+
+def test_new_k_reruns_only_the_dictionary_and_after(micro_run):
+    jobs = planned_jobs(micro_run, "--config", "decomposition={k: [3]}")
+    assert set(jobs) == {"decompose", "ground", "evaluate", "report"}
+    assert jobs["decompose"] == 10  # 2 layers x 5 methods
+
+
+def test_new_layer_reextracts_but_does_not_recaption(micro_run):
+    jobs = planned_jobs(micro_run, "--config", "models={shapes-llava: {layers: [1, 2, final]}}")
+    assert "captions" not in jobs and "world" not in jobs and "train_lmm" not in jobs
+    assert jobs["extract"] == 2 and jobs["decompose"] == 15
+
+
+def test_new_token_reuses_the_captions(micro_run):
+    jobs = planned_jobs(micro_run, "--config", "models={shapes-llava: {tokens: [circle, square]}}")
+    assert "captions" not in jobs
+    assert jobs["select"] == 2 and jobs["extract"] == 2 and jobs["report"] == 1
+
+
+def test_rerun_after_k_change_leaves_captions_and_features_alone(run_copy):
+    captions = run_copy / CAPTIONS / "train.jsonl"
+    store = run_copy / TOKEN_DIR / "features/train/layer2.zarr"
+    before = (captions.stat().st_mtime_ns, store.stat().st_mtime_ns)
+    snakemake(run_copy, "--config", "decomposition={k: [3], methods: [snmf]}")
+    assert (captions.stat().st_mtime_ns, store.stat().st_mtime_ns) == before
+    html = (run_copy / REPORT).read_text()
+    assert html.count('class="concept-card"') == 3
+    assert (run_copy / TOKEN_DIR / "layer2/snmf/k3/dictionary.npz").is_file()
+
+
+# -- interruption -------------------------------------------------------------------------
+def _wait_for(pattern: str, folder: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not list(folder.glob(pattern)):
+        assert proc.poll() is None, f"finished before {pattern} appeared"
+        assert time.monotonic() < deadline, f"{pattern} never appeared in {folder}"
+        time.sleep(0.02)
+
+
+def test_sigterm_during_extract_leaves_no_store_and_rerun_completes(run_copy):
+    features = run_copy / TOKEN_DIR / "features/train"
+    shutil.rmtree(features)
+    # Batch size 1 makes extraction slow enough to be interrupted midway; mtime
+    # triggers only, so that the changed batch size does not rerun the captions.
+    args = ["--rerun-triggers", "mtime", "--config", "models={shapes-llava: {batch_size: 1}}", "--", str(TOKEN_DIR / "features/train")]
+    proc = subprocess.Popen(snakemake_command(run_copy, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for("features/train/.layer*.zarr.tmp-*", run_copy / TOKEN_DIR, proc)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert not list(features.glob("layer*.zarr")), "an interrupted extraction left a store behind"
+    assert "extract" in planned_jobs(run_copy)
+
+    snakemake(run_copy, str(TOKEN_DIR / "features/train"))
+    Z, attrs = read_features(features / "layer2.zarr")
+    assert Z.shape[0] == len(attrs["sample_ids"]) > 0 and np.isfinite(Z).all()
+    assert not list(features.glob(".*tmp-*"))
+
+
+def test_sigterm_to_the_extract_command_removes_its_temporary_stores(micro_run, tmp_path):
+    """The CLI itself, without Snakemake's cleanup: nothing at the final names, no temporaries left."""
+    out = [tmp_path / "layer2.zarr", tmp_path / "layerfinal.zarr"]
+    cmd = [
+        sys.executable, "-m", "mmconcepts", "extract", "--adapter", "llava",
+        "--model", str(micro_run / "resources/models/shapes-llava"),
+        "--samples", str(micro_run / TOKEN_DIR / "samples/train.json"),
+        "--instruction", "Provide a one-sentence caption for the provided image.",
+        "--batch-size", "1", "--layers", "2", "final", "--out", *map(str, out),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=micro_run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for(".layer*.zarr.tmp-*", tmp_path, proc)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- bad input ----------------------------------------------------------------------------
+def test_a_word_no_caption_contains_names_the_word_and_counts(micro_run):
+    proc = snakemake(micro_run, "--config", "models={shapes-llava: {tokens: [elephant]}}", check=False)
+    text = failure_text(proc)
+    assert re.search(r"word 'elephant': no (train|test) samples kept \(images seen \d+, word in prediction 0", text)
+
+
+def test_k_larger_than_the_kept_samples_names_k(micro_run):
+    proc = snakemake(micro_run, "--config", "decomposition={k: [5000]}", check=False)
+    assert re.search(r"word 'circle': only \d+ train samples kept .* fewer than K = 5000", failure_text(proc))
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("decomposition={k: many}", "['decomposition']['k']"),
+        ("world={n_train: -5}", "['world']['n_train']"),
+        ("models={shapes-llava: {layers: [0]}}", "['layers']"),
+        ("selection={position: middle}", "['selection']['position']"),
+        ("world={shapes: [circle, hexagon]}", "world: shapes has unknown value(s) ['hexagon']"),
+    ],
+)
+def test_a_wrong_config_value_names_its_key(micro_run, override, named):
+    proc = snakemake(micro_run, "--dry-run", "--config", override, check=False)
+    assert named in failure_text(proc)
+
+
+def test_a_model_path_that_does_not_exist_is_named(micro_run):
+    proc = snakemake(micro_run, "--dry-run", "--config", "models={shapes-llava: {path: models/not-here}}", check=False)
+    assert "models/not-here" in failure_text(proc)
+
+
+def test_missing_and_corrupt_images_are_skipped_and_counted(run_copy):
+    # A user's data set (not the generated world): one test image gone, one corrupt.
+    data = run_copy / "data/shapes"
+    shutil.copytree(run_copy / "resources/worlds/shapes", data)
+    test_images = sorted(
+        img["filename"] for img in json.loads((data / "captions.json").read_text())["images"] if img["split"] == "test"
+    )
+    (data / "images" / test_images[0]).unlink()
+    (data / "images" / test_images[1]).write_bytes(b"not a png")
+    dataset = f"{{captions: {data}/captions.json, images: {data}, factors: {data}/factors.json}}"
+    snakemake(run_copy, "--config", f"datasets={{shapes: {dataset}}}", "--", str(TOKEN_DIR / "samples/test.json"))
+
+    counts = json.loads((run_copy / TOKEN_DIR / "samples/test.json").read_text())["counts"]
+    assert counts["skipped_images"] == 2
+    assert counts["images_seen"] == len(test_images) - 2
