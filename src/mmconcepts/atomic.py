@@ -45,11 +45,10 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False):
     except BaseException:
         _remove(tmp)
         raise
-    if not is_dir:
-        # mkstemp creates files 0600; give the output the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+    # mkstemp/mkdtemp create 0600/0700; give the output the permissions open()/mkdir() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, (0o777 if is_dir else 0o666) & ~umask)
     _remove(path)
     os.replace(tmp, path)
 

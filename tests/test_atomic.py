@@ -1,0 +1,38 @@
+"""Outputs appear whole or not at all, with the permissions a plain write would give."""
+
+import os
+import stat
+
+import pytest
+
+from mmconcepts.atomic import atomic_path, write_json
+
+
+@pytest.mark.parametrize("is_dir", [False, True])
+def test_interrupted_write_leaves_nothing(tmp_path, is_dir):
+    target = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt), atomic_path(target, is_dir=is_dir) as tmp:
+        (tmp / "part").write_text("half") if is_dir else tmp.write_text("half")
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_finished_write_replaces_the_old_output(tmp_path):
+    target = tmp_path / "a.json"
+    write_json(target, {"v": 1})
+    write_json(target, {"v": 2})
+    assert target.read_text().strip().replace(" ", "").replace("\n", "") == '{"v":2}'
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+@pytest.mark.parametrize("is_dir", [False, True])
+def test_permissions_follow_the_umask(tmp_path, is_dir):
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "out", is_dir=is_dir) as tmp:
+            if not is_dir:
+                tmp.write_text("x")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "out").stat().st_mode)
+    assert mode == (0o755 if is_dir else 0o644)
