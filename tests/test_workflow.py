@@ -167,8 +167,8 @@ def test_a_wrong_config_value_names_its_key(micro_run, override, named):
 
 
 def test_a_model_path_that_does_not_exist_is_named(micro_run):
-    proc = snakemake(micro_run, "--dry-run", "--config", "models={shapes-llava: {path: models/not-here}}", check=False)
-    assert "models/not-here" in failure_text(proc)
+    proc = snakemake(micro_run, "--dry-run", "--config", "models={shapes-llava: {path: /no/such/model}}", check=False)
+    assert "/no/such/model" in failure_text(proc)
 
 
 def test_missing_and_corrupt_images_are_skipped_and_counted(run_copy):
@@ -186,3 +186,8 @@ def test_missing_and_corrupt_images_are_skipped_and_counted(run_copy):
     counts = json.loads((run_copy / TOKEN_DIR / "samples/test.json").read_text())["counts"]
     assert counts["skipped_images"] == 2
     assert counts["images_seen"] == len(test_images) - 2
+
+
+def test_the_workflow_passes_snakemakes_linter(tmp_path):
+    proc = snakemake(tmp_path, "--lint")
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr

@@ -6,7 +6,7 @@ rule captions:
         model=model_inputs,
         data=dataset_inputs,
     output:
-        MODEL + "/captions/{split}.jsonl",
+        "results/{model}/captions/{split}.jsonl",
     params:
         model=model_params,
         data=data_params,
@@ -16,7 +16,7 @@ rule captions:
         max_new_tokens=model_setting("max_new_tokens"),
         code_version=CODE_VERSION,
     log:
-        MODEL + "/logs/captions_{split}.log",
+        "results/{model}/logs/captions_{split}.log",
     threads: 2
     resources:
         gpu=1,
@@ -35,10 +35,10 @@ rule captions:
 
 rule select:
     input:
-        captions=MODEL + "/captions/{split}.jsonl",
+        captions="results/{model}/captions/{split}.jsonl",
         data=dataset_inputs,
     output:
-        TOKEN + "/samples/{split}.json",
+        "results/{model}/{token}/samples/{split}.json",
     params:
         data=data_params,
         aliases=token_aliases,
@@ -46,7 +46,7 @@ rule select:
         position=config["selection"]["position"],
         code_version=CODE_VERSION,
     log:
-        TOKEN + "/logs/select_{split}.log",
+        "results/{model}/{token}/logs/select_{split}.log",
     threads: 1
     resources:
         mem_mb=2000,

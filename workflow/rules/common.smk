@@ -13,9 +13,6 @@ WORLD_DIR = f"resources/worlds/{config['world']['name']}"
 LMM_DIR = "resources/models/shapes-llava"
 CLIP_DIR = "resources/models/shapes-clip"
 CODE_VERSION = mmconcepts.__version__
-MODEL = "results/{model}"
-TOKEN = "results/{model}/{token}"
-RUN = "results/{model}/{token}/layer{layer}/{method}/k{k}"
 
 
 wildcard_constraints:
@@ -47,7 +44,7 @@ def k_values():
 def generated(path):
     """The rule output a resources/ path lives in, or the path itself when it is the user's."""
     for produced in (WORLD_DIR, LMM_DIR, CLIP_DIR):
-        if path == produced or path.startswith(produced + "/"):
+        if path == produced or path.startswith(f"{produced}/"):
             return produced
     return path
 
@@ -104,7 +101,8 @@ def report_focus(wildcards):
 
 def report_runs(wildcards, kind):
     return expand(
-        RUN + f"/{kind}.json",
+        "results/{model}/{token}/layer{layer}/{method}/k{k}/{kind}.json",
+        kind=kind,
         model=wildcards.model,
         token=wildcards.token,
         layer=model_layers(wildcards),
@@ -161,8 +159,8 @@ def factors_arg(wildcards):
 
 def bertscore_args(wildcards):
     b = config["evaluation"]["bertscore"]
-    layers = f" --bertscore-layers {b['num_layers']}" if "num_layers" in b else ""
-    return f"--bertscore-model {b['model']}" + layers
+    layers = f"--bertscore-layers {b['num_layers']}" if "num_layers" in b else ""
+    return f"--bertscore-model {b['model']} {layers}"
 
 
 def default_reports():
@@ -179,11 +177,11 @@ def clip_spec(wildcards):
 
 
 def feature_store(wildcards, split):
-    return f"{TOKEN}/features/{split}/layer{wildcards.layer}.zarr".format(model=wildcards.model, token=wildcards.token)
+    return f"results/{wildcards.model}/{wildcards.token}/features/{split}/layer{wildcards.layer}.zarr"
 
 
 def feature_stores(wildcards):
     return [
-        f"{TOKEN}/features/{wildcards.split}/layer{layer}.zarr".format(model=wildcards.model, token=wildcards.token)
+        f"results/{wildcards.model}/{wildcards.token}/features/{wildcards.split}/layer{layer}.zarr"
         for layer in model_layers(wildcards)
     ]

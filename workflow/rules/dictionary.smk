@@ -3,11 +3,11 @@
 
 rule decompose:
     input:
-        features=TOKEN + "/features/train",
+        features="results/{model}/{token}/features/train",
         # K is checked here, not in select: select must not rerun when K changes.
-        samples=TOKEN + "/samples/train.json",
+        samples="results/{model}/{token}/samples/train.json",
     output:
-        RUN + "/dictionary.npz",
+        "results/{model}/{token}/layer{layer}/{method}/k{k}/dictionary.npz",
     params:
         store=train_store,
         alpha=config["decomposition"]["alpha"],
@@ -15,7 +15,7 @@ rule decompose:
         max_iter=max_iter_arg,
         code_version=CODE_VERSION,
     log:
-        RUN + "/decompose.log",
+        "results/{model}/{token}/layer{layer}/{method}/k{k}/decompose.log",
     threads: 2
     resources:
         mem_mb=4000,
@@ -30,13 +30,13 @@ rule decompose:
 
 rule ground:
     input:
-        dictionary=RUN + "/dictionary.npz",
-        lens=MODEL + "/lens.npz",
-        train=TOKEN + "/samples/train.json",
-        test=TOKEN + "/samples/test.json",
-        features=TOKEN + "/features/test",
+        dictionary="results/{model}/{token}/layer{layer}/{method}/k{k}/dictionary.npz",
+        lens="results/{model}/lens.npz",
+        train="results/{model}/{token}/samples/train.json",
+        test="results/{model}/{token}/samples/test.json",
+        features="results/{model}/{token}/features/test",
     output:
-        RUN + "/grounding.json",
+        "results/{model}/{token}/layer{layer}/{method}/k{k}/grounding.json",
     params:
         store=test_store,
         n_mas=config["grounding"]["n_mas"],
@@ -46,7 +46,7 @@ rule ground:
         header=run_header,
         code_version=CODE_VERSION,
     log:
-        RUN + "/ground.log",
+        "results/{model}/{token}/layer{layer}/{method}/k{k}/ground.log",
     threads: 1
     resources:
         mem_mb=4000,
@@ -62,15 +62,15 @@ rule ground:
 
 rule evaluate:
     input:
-        dictionary=RUN + "/dictionary.npz",
-        grounding=RUN + "/grounding.json",
-        features=TOKEN + "/features/test",
-        embeddings=TOKEN + "/clip/test.npz",
+        dictionary="results/{model}/{token}/layer{layer}/{method}/k{k}/dictionary.npz",
+        grounding="results/{model}/{token}/layer{layer}/{method}/k{k}/grounding.json",
+        features="results/{model}/{token}/features/test",
+        embeddings="results/{model}/{token}/clip/test.npz",
         clip=clip_inputs,
         data=dataset_inputs,
     output:
         report(
-            RUN + "/metrics.json",
+            "results/{model}/{token}/layer{layer}/{method}/k{k}/metrics.json",
             caption="../report/metrics.rst",
             category="Metrics",
             labels={"model": "{model}", "token": "{token}", "layer": "{layer}", "method": "{method}", "K": "{k}"},
@@ -85,7 +85,7 @@ rule evaluate:
         header=run_header,
         code_version=CODE_VERSION,
     log:
-        RUN + "/evaluate.log",
+        "results/{model}/{token}/layer{layer}/{method}/k{k}/evaluate.log",
     threads: 2
     resources:
         mem_mb=6000,

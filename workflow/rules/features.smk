@@ -7,13 +7,13 @@ rule lens:
         model=model_inputs,
         data=dataset_inputs,
     output:
-        MODEL + "/lens.npz",
+        "results/{model}/lens.npz",
     params:
         model=model_params,
         data=data_params,
         code_version=CODE_VERSION,
     log:
-        MODEL + "/logs/lens.log",
+        "results/{model}/logs/lens.log",
     threads: 1
     resources:
         gpu=1,
@@ -30,10 +30,10 @@ rule lens:
 rule extract:
     input:
         model=model_inputs,
-        samples=TOKEN + "/samples/{split}.json",
+        samples="results/{model}/{token}/samples/{split}.json",
     output:
         # One job owns the folder: every layer's Zarr store comes from the same forward pass.
-        directory(TOKEN + "/features/{split}"),
+        directory("results/{model}/{token}/features/{split}"),
     params:
         model=model_params,
         layers=model_layers,
@@ -43,7 +43,7 @@ rule extract:
         store_dtype=model_setting("store_dtype"),
         code_version=CODE_VERSION,
     log:
-        TOKEN + "/logs/extract_{split}.log",
+        "results/{model}/{token}/logs/extract_{split}.log",
     threads: 2
     resources:
         gpu=1,
@@ -60,17 +60,17 @@ rule extract:
 
 rule embed:
     input:
-        samples=TOKEN + "/samples/test.json",
+        samples="results/{model}/{token}/samples/test.json",
         clip=clip_inputs,
         data=dataset_inputs,
     output:
-        TOKEN + "/clip/test.npz",
+        "results/{model}/{token}/clip/test.npz",
     params:
         data=data_params,
         clip=clip_spec,
         code_version=CODE_VERSION,
     log:
-        TOKEN + "/logs/embed.log",
+        "results/{model}/{token}/logs/embed.log",
     threads: 2
     resources:
         mem_mb=4000,

@@ -5,11 +5,11 @@ rule report:
     input:
         grounding=report_grounding,
         metrics=report_metrics,
-        train=TOKEN + "/samples/train.json",
-        test=TOKEN + "/samples/test.json",
+        train="results/{model}/{token}/samples/train.json",
+        test="results/{model}/{token}/samples/test.json",
     output:
         report(
-            TOKEN + "/report.html",
+            "results/{model}/{token}/report.html",
             caption="../report/report.rst",
             category="Concept reports",
             labels={"model": "{model}", "token": "{token}"},
@@ -19,7 +19,7 @@ rule report:
         focus=report_focus,
         code_version=CODE_VERSION,
     log:
-        TOKEN + "/logs/report.log",
+        "results/{model}/{token}/logs/report.log",
     threads: 1
     resources:
         mem_mb=2000,

@@ -1,0 +1,105 @@
+"""The SLURM profile: a dry run anywhere, and a real run on a one-node SLURM cluster.
+
+The cluster test (marked ``slurm``) installs Debian's SLURM when it is missing (root and apt
+needed, else it is skipped), starts the daemons in its temporary folder (tests/slurm_cluster.py),
+submits the micro workflow with ``--profile profiles/slurm`` and checks that every job went
+through SLURM, GPU rules to the ``gpu`` partition with one GPU each, and that the results equal
+those of the local run.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from pathlib import Path
+
+import pytest
+import slurm_cluster
+from conftest import REPO, REPORT, snakemake
+
+PROFILE = REPO / "profiles" / "slurm"
+# As docs/slurm.md says: skip profiles/default, whose local `gpu: 1` limit would hold the
+# cluster to one GPU job at a time.
+SLURM_ARGS = ("--profile", str(PROFILE), "--workflow-profile", "none")
+GPU_RULES = {"captions", "lens", "extract"}
+
+
+def job_resources(log: str) -> list[tuple[str, str]]:
+    """(rule, resources line) of every job a Snakemake log announces."""
+    return re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", log, flags=re.M)
+
+
+def job_counts(log: str) -> dict[str, int]:
+    """The "Job stats" table of a Snakemake log, without its total."""
+    table = log.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
+
+
+def result_files(root: Path) -> dict[str, bytes]:
+    """Every caption, selection, grounding, metrics and report file. (Logs hold times and
+    paths; .npz archives stamp their members with the time they were written.)"""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted((root / "results").rglob("*"))
+        if p.is_file() and p.suffix in (".json", ".jsonl", ".html")
+    }
+
+
+def test_profile_dry_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMCONCEPTS_GPU_PARTITION", "gpu-test")
+    proc = snakemake(tmp_path, "-n", *SLURM_ARGS)
+    jobs = job_resources(proc.stdout + proc.stderr)
+    assert {rule for rule, _ in jobs} >= {"captions", "extract", "report"}
+    for rule, resources in jobs:
+        gpu = rule in GPU_RULES
+        assert ("gpu=1" in resources) == gpu, (rule, resources)
+        assert ("slurm_partition=gpu-test" in resources) == gpu, (rule, resources)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@pytest.fixture
+def slurm(tmp_path, monkeypatch):
+    """A running one-node SLURM cluster; SLURM_CONF points the commands at it."""
+    reason = slurm_cluster.prepare()
+    if reason:
+        pytest.skip(reason)
+    # A SIGTERM (a CI timeout) would end pytest without teardown, leaving the daemons running.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with slurm_cluster.Cluster(tmp_path / "slurm") as cluster:
+            for key, value in cluster.env.items():
+                monkeypatch.setenv(key, value)
+            yield cluster
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.slurm
+def test_workflow_on_slurm(micro_run, fresh_results, slurm, monkeypatch):
+    monkeypatch.setenv("MMCONCEPTS_GPU_PARTITION", "gpu")
+    proc = snakemake(
+        fresh_results,
+        *SLURM_ARGS,
+        # Only adaptations to this small cluster: its CPU count, and polling job states
+        # every few seconds instead of the plugin's 40 s, which suits a real cluster.
+        "--max-threads", str(slurm.cpus),
+        "--slurm-init-seconds-before-status-checks", "2",
+    )  # fmt: skip
+    assert (fresh_results / REPORT).is_file()
+
+    jobs = [job for job in slurm.jobs() if job["Comment"].startswith("rule_")]
+    ran = [re.match(r"rule_(\w+?)(_wildcards_|$)", job["Comment"]).group(1) for job in jobs]
+    expected = job_counts(proc.stdout + proc.stderr)
+    expected.pop("all")  # a target-only rule: Snakemake finishes it without a job
+    assert {rule: ran.count(rule) for rule in set(ran)} == expected
+    for rule, job in zip(ran, jobs):
+        assert job["State"] == "COMPLETED", job
+        assert job["JobName"].startswith("mmconcepts_"), job  # the profile's slurm-jobname-prefix
+        on_gpu = rule in GPU_RULES
+        assert job["Partition"] == ("gpu" if on_gpu else "cpu"), job
+        assert ("gres/gpu=1" in job["AllocTRES"]) == on_gpu, job
+
+    assert result_files(fresh_results) == result_files(micro_run)
