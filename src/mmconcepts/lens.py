@@ -85,6 +85,9 @@ def export_lens(adapter, vocabulary: set[str], out_path: str | Path) -> dict:
     W = unembed.weight.detach().float().cpu().numpy()
     b = unembed.bias.detach().float().cpu().numpy() if getattr(unembed, "bias", None) is not None else np.zeros(W.shape[0])
     words = token_words(adapter.tokenizer, vocabulary)
+    if not any(words):
+        # Concepts could not be named, and CLIPScore/BERTScore would have no text to score.
+        raise MMConceptsError("no token of the model's vocabulary is a whole word of the data set's captions")
     words += [""] * (W.shape[0] - len(words))  # embedding rows padded beyond the tokenizer
     with atomic_path(out_path) as tmp, open(tmp, "wb") as f:
         np.savez(f, unembedding=W, unembedding_bias=b, words=np.array(words[: W.shape[0]]), **params)
