@@ -75,10 +75,17 @@ def test_ground_truth_match_any_or_first_and_counts():
     assert any_["counts"] == {"images_seen": 3, "in_prediction": 2, "in_ground_truth": 3, "kept": 2, "skipped_images": 1}
 
 
-def test_too_few_samples_names_word_counts_and_k():
+def test_no_samples_names_the_word_and_counts():
     sel = select_samples([row("1", ["a", " cat"])], {"1": gt("1", "a cat")}, "zebra")
-    with pytest.raises(MMConceptsError, match=r"'zebra'.*0 train samples kept.*images seen 1.*K = 20"):
+    with pytest.raises(MMConceptsError, match=r"'zebra': no train samples kept \(images seen 1, word in prediction 0"):
         require_enough(sel, 20, "train")
+
+
+def test_fewer_samples_than_k_names_word_counts_and_k():
+    sel = select_samples([row("1", ["a", " cat"]), row("2", ["a", " cat"])], {"1": gt("1", "cat"), "2": gt("2", "cat")}, "cat")
+    require_enough(sel, 2, "train")
+    with pytest.raises(MMConceptsError, match=r"'cat': only 2 train samples kept \(images seen 2, .*fewer than K = 3"):
+        require_enough(sel, 3, "train")
 
 
 def test_unknown_image_id_is_named():

@@ -159,6 +159,9 @@ def test_k_larger_than_the_kept_samples_names_k(micro_run):
         ("models={shapes-llava: {layers: [0]}}", "['layers']"),
         ("selection={position: middle}", "['selection']['position']"),
         ("world={shapes: [circle, hexagon]}", "world: shapes has unknown value(s) ['hexagon']"),
+        ("world={colours: [red, teal]}", "world: colours has unknown value(s) ['teal']"),
+        ("world={n_test: 0}", "['world']['n_test']"),
+        ("world={image_size: 60}", "world.image_size: 60 is not a multiple of the tiny LLaVA's patch size"),
     ],
 )
 def test_a_wrong_config_value_names_its_key(micro_run, override, named):

@@ -63,9 +63,16 @@ def coerce_config(config: dict, schema_path: str) -> None:
 
 
 def check_config(config: dict) -> None:
+    from mmconcepts.models.tiny_llava_settings import LMM_DEFAULTS
     from mmconcepts.worlds.shapes import world_params
 
-    world_params(**config["world"])
+    world = world_params(**config["world"])
+    patch = config["train_lmm"].get("patch_size", LMM_DEFAULTS["patch_size"])
+    if isinstance(patch, int) and patch > 0 and world["image_size"] % patch:
+        raise MMConceptsError(
+            f"world.image_size: {world['image_size']} is not a multiple of the tiny LLaVA's patch size "
+            f"(train_lmm.patch_size = {patch})"
+        )
     for name, model in config["models"].items():
         if model["dataset"] not in config["datasets"]:
             raise MMConceptsError(

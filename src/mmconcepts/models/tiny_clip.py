@@ -36,7 +36,6 @@ CLIP_DEFAULTS = {
     "eval_batch_size": 250,
     "threads": None,
 }
-MICRO_CLIP = {**CLIP_DEFAULTS, "steps": 100}
 
 
 def register_shapes_clip() -> None:

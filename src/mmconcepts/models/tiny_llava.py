@@ -36,10 +36,10 @@ from tqdm import tqdm
 from mmconcepts.atomic import atomic_path
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.models.caption_quality import caption_quality
+from mmconcepts.models.tiny_llava_settings import LMM_DEFAULTS, PROMPT
 from mmconcepts.models.tiny_common import batch_order, merge_params, set_threads, warmup_cosine, world_factors, world_split
 from mmconcepts.worlds.karpathy import load_karpathy
 
-PROMPT = "Provide a one-sentence caption for the provided image."
 PAD, BOS, EOS, IMAGE = "<pad>", "<s>", "</s>", "<image>"
 IGNORE = -100  # label of positions that carry no loss
 
@@ -56,39 +56,6 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{ 'ASSISTANT:' }}{%- endif -%}"
 )
 
-LMM_DEFAULTS = {
-    "seed": 0,
-    "prompt": PROMPT,
-    # architecture
-    "patch_size": 8,
-    "vision_width": 128,
-    "vision_layers": 2,
-    "vision_heads": 4,
-    "text_width": 128,
-    "text_layers": 4,
-    "text_heads": 4,
-    "text_mlp": 384,
-    "max_vocab": 1024,
-    "text_init_std": 0.06,
-    # part 1: vision tower pretraining on caption words
-    "vision_steps": 700,
-    "vision_batch_size": 64,
-    "vision_lr": 1e-3,
-    # part 2: captioning, vision tower frozen
-    "steps": 800,
-    "batch_size": 32,
-    "lr": 1e-3,
-    "warmup": 50,
-    "weight_decay": 0.01,
-    # quality gate, on the test split
-    "eval_images": 0,  # 0: every test image
-    "eval_batch_size": 100,
-    "max_new_tokens": 24,
-    "min_shape_accuracy": 0.9,  # training fails below this; 0 turns the gate off
-    "threads": None,
-}
-# For the test suite's micro world: a third of the steps, a faster start.
-MICRO_LMM = {**LMM_DEFAULTS, "vision_steps": 300, "steps": 250, "lr": 2e-3, "text_init_std": 0.1, "min_shape_accuracy": 0.5}
 
 
 # -- tokenizer, processor, model ------------------------------------------------------------

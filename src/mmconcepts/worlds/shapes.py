@@ -89,18 +89,6 @@ WORLD_DEFAULTS = {
     "second_object_prob": 0.5,
     "captions_per_image": 5,
 }
-# A world small enough for the test suite (with MICRO_LMM / MICRO_CLIP): fewer
-# values per factor, so that a model trained for seconds still tells shapes apart.
-MICRO_WORLD = {
-    **WORLD_DEFAULTS,
-    "n_train": 600,
-    "n_val": 50,
-    "n_test": 150,
-    "shapes": ["circle", "square", "triangle"],
-    "colours": ["red", "green", "blue"],
-    "backgrounds": ["plain", "grass"],
-    "second_object_prob": 0.3,
-}
 
 
 # -- parameters ---------------------------------------------------------------------------
