@@ -8,9 +8,12 @@ then checks what a JSON schema cannot express. Each message names the key.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 from mmconcepts.errors import MMConceptsError
+from mmconcepts.models.paths import looks_local
 
 _PY_TYPES = {"integer": (int,), "number": (int, float), "boolean": (bool,), "null": (type(None),)}
 
@@ -74,6 +77,10 @@ def check_config(config: dict) -> None:
             f"(train_lmm.patch_size = {patch})"
         )
     for name, model in config["models"].items():
+        path = model["path"]
+        # resources/ is what the workflow builds; any other local path must be there already.
+        if looks_local(path) and not path.startswith("resources/") and not Path(path).expanduser().exists():
+            raise MMConceptsError(f"models.{name}.path: {path} does not exist (a local folder, or a hub id owner/name)")
         if model["dataset"] not in config["datasets"]:
             raise MMConceptsError(
                 f"models.{name}.dataset: {model['dataset']!r} is not one of the datasets ({', '.join(config['datasets'])})"
