@@ -6,6 +6,7 @@ import os
 
 import pytest
 from browser import inspect_page
+from conftest import REPORT
 from report_fixture import report_inputs, shape_images
 
 from mmconcepts.report.render import render_report
@@ -45,3 +46,11 @@ def test_inspect_page_sees_what_goes_wrong(tmp_path):
     assert any("boom" in e for e in result["console_errors"])
     assert any("missing.png" in e for e in result["console_errors"])
     assert result["scripts"] == 1
+
+
+def test_the_workflows_own_report_renders_cleanly(micro_run, tmp_path):
+    """The micro run's report (K = 4, cards for Semi-NMF at layer 2), as the workflow wrote it."""
+    page = inspect_page(micro_run / REPORT, tmp_path / "micro.png")
+    assert page["card_count"] == 4
+    assert page["images_total"] >= 4 * 5 and page["images_broken"] == []
+    assert page["console_errors"] == [] and page["external_requests"] == []

@@ -202,3 +202,12 @@ def test_missing_and_corrupt_images_are_skipped_and_counted(run_copy):
 def test_the_workflow_passes_snakemakes_linter(tmp_path):
     proc = snakemake(tmp_path, "--lint")
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_snakemake_report_gathers_reports_and_metrics(micro_run, tmp_path):
+    import zipfile
+
+    snakemake(micro_run, "--report", str(tmp_path / "report.zip"))
+    names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
+    assert any(n.endswith("circle/report.html") for n in names)
+    assert sum(n.endswith("metrics.json") for n in names) == 10
