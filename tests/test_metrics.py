@@ -1,6 +1,8 @@
 """Metric definitions of DESIGN.md on tiny models and hand-computed cases (offline)."""
 
 import json
+import subprocess
+import sys
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported anywhere below
@@ -208,3 +210,23 @@ def test_recovery_bad_input():
         recovery(np.zeros((2, 1)), [{"a": "x"}, {"a": "x"}])
     with pytest.raises(MMConceptsError, match="N × K"):
         recovery(np.zeros(3), [{}] * 3)
+
+
+def test_bertscore_is_the_same_in_every_process():
+    """Sentences of equal word count but different token counts are batched in a fixed order,
+    not in the hash-seeded order of a set (bert_score's own score() differs between these seeds)."""
+    code = (
+        "import itertools\n"
+        "from mmconcepts.metrics import BertScorer\n"
+        "words = ['red', 'blue', 'circle', 'antidisestablishmentarianism', 'sky', 'photosynthesis', 'grass', 'xylophonist', 'left']\n"
+        "cands = [' '.join(c) for c in itertools.combinations(words, 3)][:30]\n"
+        "refs = [[f'{a} {b} {c}', f'{c} {a} {b}'] for a, b, c in itertools.combinations(words[::-1], 3)][:30]\n"
+        "print([x.hex() for x in BertScorer(batch_size=4).score(cands, refs)])\n"
+    )
+    outs = [
+        subprocess.run(
+            [sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True
+        ).stdout
+        for seed in ("1", "2", "3")
+    ]
+    assert outs[0] == outs[1] == outs[2] and outs[0].count("0x") == 30

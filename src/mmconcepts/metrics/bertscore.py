@@ -10,11 +10,19 @@ layer 2-6 separated own from unrelated references equally well, but layer 6 gave
 unrelated pairs ≈ 0.13 F1 against ≈ 0.37 for layers 2-5, a wider range, which
 matters since baseline rescaling (downloaded files) is off. No idf weighting:
 candidates are bags of concept words, not sentences from the references' corpus.
+
+Sentences are embedded in batches of a fixed order (word count, then text) with
+bert_score's own embedding and greedy-matching functions. bert_score's ``score``
+orders equal-length sentences as a Python set does, which follows each process's
+hash seed: batches, padding and so the float32 sums changed from run to run.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
+import torch
 
 from mmconcepts.errors import MMConceptsError
 
@@ -59,6 +67,49 @@ class BertScorer:
             # so the first word would be tokenised without its leading space; set it at load instead.
             self._scorer._tokenizer = AutoTokenizer.from_pretrained(path, add_prefix_space=True)
         self.model, self.batch_size = model, batch_size
+        # No idf weighting, as bert_score without idf: every token 1, [CLS] and [SEP] 0.
+        self._idf = defaultdict(lambda: 1.0)
+        self._idf[tok.sep_token_id] = 0
+        self._idf[tok.cls_token_id] = 0
+
+    def _embed(self, sentences: set[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per sentence, its token embeddings and idf weights (padding removed)."""
+        from bert_score.utils import get_bert_embedding
+
+        ordered = sorted(sentences, key=lambda s: (len(s.split(" ")), s))
+        table = {}
+        for start in range(0, len(ordered), self.batch_size):
+            batch = ordered[start : start + self.batch_size]
+            emb, mask, idf = get_bert_embedding(
+                batch, self._scorer._model, self._scorer._tokenizer, self._idf, device=self._scorer.device
+            )
+            for i, sentence in enumerate(batch):
+                n = int(mask[i].sum())
+                table[sentence] = (emb[i, :n].cpu(), idf[i, :n].cpu())
+        return table
+
+    @staticmethod
+    def _padded(rows: list[tuple[torch.Tensor, torch.Tensor]]):
+        embs, idfs = zip(*rows)
+        lens = torch.tensor([e.shape[0] for e in embs])
+        mask = torch.arange(int(lens.max()))[None, :] < lens[:, None]
+        pad = torch.nn.utils.rnn.pad_sequence
+        # Padding must not be zero: greedy matching divides every vector by its norm first.
+        return pad(embs, batch_first=True, padding_value=2.0), mask, pad(idfs, batch_first=True)
+
+    def _pair_f1(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        """F1 of each (candidate, reference) pair."""
+        from bert_score.utils import greedy_cos_idf
+
+        table = self._embed({s for pair in pairs for s in pair})
+        f1 = []
+        with torch.no_grad():
+            for start in range(0, len(pairs), self.batch_size):
+                chunk = pairs[start : start + self.batch_size]
+                refs = self._padded([table[r] for _, r in chunk])
+                cands = self._padded([table[c] for c, _ in chunk])
+                f1.append(greedy_cos_idf(*refs, *cands)[2].double().numpy())
+        return np.concatenate(f1)
 
     def score(self, candidates: list[str], references: list[list[str]]) -> np.ndarray:
         """F1 per candidate, the max over its references (bert_score's multi-reference rule).
@@ -76,8 +127,9 @@ class BertScorer:
                 raise MMConceptsError(f"BERTScore: candidate {i} ({candidates[i]!r}) has no non-blank reference")
         f1 = np.zeros(len(candidates), dtype=np.float64)
         keep = [i for i, c in enumerate(candidates) if c.strip()]
-        if keep:
-            # score() has its own batch_size argument (default 64) that ignores the constructor's.
-            _, _, f = self._scorer.score([candidates[i] for i in keep], [refs[i] for i in keep], batch_size=self.batch_size)
-            f1[keep] = f.numpy()
+        pairs = [(candidates[i], r) for i in keep for r in refs[i]]
+        if pairs:
+            pair_f1 = iter(self._pair_f1(pairs))
+            for i in keep:
+                f1[i] = max(next(pair_f1) for _ in refs[i])
         return f1
