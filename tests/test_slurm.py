@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import slurm_cluster
-from conftest import REPO, REPORT, snakemake
+from conftest import REPO, REPORT, job_table, snakemake
 
 PROFILE = REPO / "profiles" / "slurm"
 # As docs/slurm.md says: skip profiles/default, whose local `gpu: 1` limit would hold the
@@ -27,12 +27,6 @@ GPU_RULES = {"captions", "lens", "extract"}
 def job_resources(log: str) -> list[tuple[str, str]]:
     """(rule, resources line) of every job a Snakemake log announces."""
     return re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", log, flags=re.M)
-
-
-def job_counts(log: str) -> dict[str, int]:
-    """The "Job stats" table of a Snakemake log, without its total."""
-    table = log.split("Job stats:", 1)[1].split("total", 1)[0]
-    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
 
 
 def result_files(root: Path) -> dict[str, bytes]:
@@ -92,7 +86,7 @@ def test_workflow_on_slurm(micro_run, fresh_results, slurm, monkeypatch):
 
     jobs = [job for job in slurm.jobs() if job["Comment"].startswith("rule_")]
     ran = [re.match(r"rule_(\w+?)(_wildcards_|$)", job["Comment"]).group(1) for job in jobs]
-    expected = job_counts(proc.stdout + proc.stderr)
+    expected = job_table(proc.stdout + proc.stderr)
     expected.pop("all")  # a target-only rule: Snakemake finishes it without a job
     assert {rule: ran.count(rule) for rule in set(ran)} == expected
     for rule, job in zip(ran, jobs):

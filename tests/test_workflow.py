@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPORT, snakemake, snakemake_command
+from conftest import REPORT, job_table, snakemake, snakemake_command
 
 from mmconcepts.extraction import read_features
 
@@ -26,9 +26,7 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     out = snakemake(workdir, "--dry-run", "--quiet", "rules", *args).stdout
     if "Nothing to be done" in out:
         return {}
-    table = out.split("Job stats:", 1)[1]
-    jobs = dict((m[1], int(m[2])) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE))
-    jobs.pop("total")
+    jobs = job_table(out)
     jobs.pop("all", None)
     return jobs
 

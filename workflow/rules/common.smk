@@ -140,11 +140,11 @@ def report_header(wildcards):
 
 
 def train_store(wildcards):
-    return feature_store(wildcards, "train")
+    return feature_store(wildcards, "train", wildcards.layer)
 
 
 def test_store(wildcards):
-    return feature_store(wildcards, "test")
+    return feature_store(wildcards, "test", wildcards.layer)
 
 
 def max_iter_arg(wildcards):
@@ -176,12 +176,9 @@ def clip_spec(wildcards):
     return json.dumps(dataset_cfg(wildcards)["clip"], sort_keys=True)
 
 
-def feature_store(wildcards, split):
-    return f"results/{wildcards.model}/{wildcards.token}/features/{split}/layer{wildcards.layer}.zarr"
+def feature_store(wildcards, split, layer):
+    return f"results/{wildcards.model}/{wildcards.token}/features/{split}/layer{layer}.zarr"
 
 
 def feature_stores(wildcards):
-    return [
-        f"results/{wildcards.model}/{wildcards.token}/features/{wildcards.split}/layer{layer}.zarr"
-        for layer in model_layers(wildcards)
-    ]
+    return [feature_store(wildcards, wildcards.split, layer) for layer in model_layers(wildcards)]
