@@ -1,9 +1,13 @@
 """Planted dictionary problems: data built from known atoms, for tests and benchmarks.
 
-Z = V* U* + noise with unit-norm atoms U* that share a common direction (hidden
-states of one word are far from orthogonal), and sparse non-negative codes V* in
-which atom 0 is used by every sample (LMM features are not centred) and every
-other atom by a few.
+``make_planted``: Z = V* U* + noise with unit-norm atoms U* that share a common
+direction (hidden states of one word are far from orthogonal), and sparse non-negative
+codes V* in which atom 0 is used by every sample (LMM features are not centred) and
+every other atom by a few.
+
+``make_sparse_planted``: independent random atoms, each used by a fifth of the samples,
+so that some samples use none and are pure noise: the problem on which a fit used to
+lose planted atoms at COCO scale.
 """
 
 from __future__ import annotations
@@ -42,6 +46,38 @@ def make_planted(
     codes = np.where(on, rng.uniform(5.0, 25.0, (n_samples, n_components)), 0.0)
     Z = codes @ atoms + noise * rng.standard_normal((n_samples, n_features))
     return Z.astype(dtype), atoms, codes
+
+
+def make_sparse_planted(
+    n_samples: int,
+    n_features: int,
+    n_components: int,
+    *,
+    density: float = 0.2,
+    scale: float = 10.0,
+    noise: float = 0.1,
+    seed: int = 7,
+    dtype=np.float32,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (Z, U*, V*) with Z = V* U* + noise, drawn from ``default_rng(seed)`` in this order:
+
+    K × B standard normal atoms, each scaled to unit norm; M × K exponential(1) codes, each
+    kept when a uniform draw is below ``density`` and multiplied by ``scale``; M × B
+    standard normal noise times ``noise``. A fraction (1 − density)^K of the samples
+    (1.2 % at K = 20) uses no atom. The noise is drawn in row blocks (the same stream as
+    one draw), so a COCO-sized Z never needs a float64 copy of the whole.
+    """
+    rng = np.random.default_rng(seed)
+    atoms = rng.standard_normal((n_components, n_features))
+    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
+    codes = rng.exponential(1.0, (n_samples, n_components))
+    codes *= scale * (rng.random((n_samples, n_components)) < density)
+    Z = np.empty((n_samples, n_features), dtype=dtype)
+    block = max(1, (1 << 24) // n_features)
+    for s in range(0, n_samples, block):
+        e = min(s + block, n_samples)
+        Z[s:e] = codes[s:e] @ atoms + noise * rng.standard_normal((e - s, n_features))
+    return Z, atoms, codes
 
 
 def atom_recovery(found: np.ndarray, planted: np.ndarray) -> float:
