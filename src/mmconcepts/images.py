@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 
 def open_rgb(path: str | Path) -> Image.Image | None:
@@ -12,5 +12,5 @@ def open_rgb(path: str | Path) -> Image.Image | None:
     try:
         with Image.open(path) as im:
             return im.convert("RGB")
-    except (FileNotFoundError, UnidentifiedImageError, OSError, SyntaxError):
+    except (OSError, SyntaxError, ValueError):  # missing, undecodable (UnidentifiedImageError is an OSError), truncated
         return None
