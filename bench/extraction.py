@@ -62,8 +62,8 @@ def best_rates(fn, items: list, batch_size: int, repeats: int) -> tuple[float, f
 
 
 def main() -> None:
-    from mmconcepts.captioning import caption_batch
-    from mmconcepts.extraction import hidden_states_at
+    from mmconcepts.models.generation import greedy_generate
+    from mmconcepts.concepts.extraction import hidden_states_at
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?", type=Path, default=REPO / "resources/models/shapes-llava")
@@ -84,7 +84,7 @@ def main() -> None:
         captions = {}
 
         def caption(batch):
-            for i, ids in zip(batch, caption_batch(adapter, [images[i] for i in batch], prompt, a.max_new_tokens)):
+            for i, ids in zip(batch, greedy_generate(adapter, [images[i] for i in batch], prompt, a.max_new_tokens)):
                 captions[i] = ids
 
         def extract(batch):

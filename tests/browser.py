@@ -55,12 +55,24 @@ return {
 """
 
 
+def cannot_install() -> str | None:
+    """Why Chromium can be neither found nor installed here (no apt-get, not root), or None."""
+    if os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER):
+        return None
+    if not shutil.which("apt-get"):
+        return f"{CHROMIUM} or {CHROMEDRIVER} is missing and there is no apt-get to install {' '.join(PACKAGES)}"
+    if os.geteuid() != 0:
+        return f"{CHROMIUM} or {CHROMEDRIVER} is missing and installing {' '.join(PACKAGES)} with apt-get needs root"
+    return None
+
+
 def ensure_chromium() -> None:
     """Install Chromium and chromedriver with apt when either is missing; raise with apt's output on failure."""
     if os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER):
         return
-    if not shutil.which("apt-get"):
-        raise RuntimeError(f"{CHROMIUM} or {CHROMEDRIVER} is missing and there is no apt-get to install {' '.join(PACKAGES)}")
+    reason = cannot_install()
+    if reason:
+        raise RuntimeError(reason)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES]):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

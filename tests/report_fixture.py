@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mmconcepts.concepts.dictionary_methods import FACTS, METHODS
+
 COLOURS = {"red": (220, 50, 47), "green": (60, 160, 80), "blue": (40, 90, 200), "yellow": (230, 190, 40)}
 SHAPES = ("circle", "square")
 WORDS = "red green blue yellow circle square small large left right top bottom bright dark round".split()
-METHODS = ("snmf", "pca", "kmeans", "simple", "random")
 
 
 def shape_images(folder: Path, n: int, *, noisy: bool = False, seed: int = 0) -> list[str]:
@@ -74,28 +75,35 @@ def grounding(images: list[str], *, model: str, token: str, layer: str, method: 
     }  # fmt: skip
 
 
-def metrics(*, model: str, token: str, layer: str, method: str, k: int, rng, with_recovery: bool = True) -> dict:
+def metrics(*, model: str, token: str, layer: str, method: str, k: int, rng, with_recovery: bool = True, top_r: int = 3) -> dict:
     quality = {"snmf": 0.72, "pca": 0.68, "kmeans": 0.7, "simple": 0.66, "random": 0.6}[method]
     recovery = None
     if with_recovery:
         factors = (("colour", COLOURS), ("shape", SHAPES), ("size", ("small", "large")))
         table = [
-            {"factor": f, "value": v, "n_positive": int(rng.integers(10, 60)), "auroc": rng.uniform(0.55, 0.99), "concept": int(rng.integers(k))}
+            {"factor": f, "value": v, "n_positive": int(rng.integers(10, 60)), "auroc": rng.uniform(0.55, 0.99), "concept": int(rng.integers(k)),
+             "probe_auroc": rng.uniform(0.9, 1.0)}
             for f, values in factors
             for v in values
-        ]
-        recovery = {"mean": float(np.mean([r["auroc"] for r in table])), "table": table}
+        ]  # fmt: skip
+        table[-1]["probe_auroc"] = None  # a value too rare to cross-validate
+        probe = [r["probe_auroc"] for r in table if r["probe_auroc"] is not None]
+        recovery = {"mean": float(np.mean([r["auroc"] for r in table])), "table": table, "probe_mean": float(np.mean(probe))}
+    facts = FACTS[method]
+    fidelity = {
+        **({"reconstruction": _ms(rng, rng.uniform(0.1, 0.6))} if facts.reconstruction else {}),
+        **({"sparsity": _ms(rng, rng.uniform(0.5, 0.95))} if facts.sparsity else {}),
+    }
     return {
         "model": model, "token": token, "layer": layer, "method": method, "k": k, "n_test": 250,
-        "clipscore": {"top1": _ms(rng, quality + rng.normal(0, 0.01)), "top3": _ms(rng, quality - 0.02)},
-        "bertscore": {"top1": _ms(rng, quality - 0.15), "top3": _ms(rng, quality - 0.16)},
+        "clipscore": {"top1": _ms(rng, quality + rng.normal(0, 0.01)), "top_r": _ms(rng, quality - 0.02), "r": top_r},
+        "bertscore": {"top1": _ms(rng, quality - 0.15), "top_r": _ms(rng, quality - 0.16), "r": top_r},
         "overlap": float(rng.uniform(0.05, 0.3)),
-        "reconstruction": _ms(rng, rng.uniform(0.1, 0.6)),
-        "sparsity": _ms(rng, 0.0 if method == "pca" else rng.uniform(0.5, 0.95)),
+        **fidelity,
         "recovery": recovery,
         "random_words": {
-            "clipscore": {"top1": _ms(rng, 0.58), "top3": _ms(rng, 0.57)},
-            "bertscore": {"top1": _ms(rng, 0.45), "top3": _ms(rng, 0.44)},
+            "clipscore": {"top1": _ms(rng, 0.58), "top_r": _ms(rng, 0.57), "r": top_r},
+            "bertscore": {"top1": _ms(rng, 0.45), "top_r": _ms(rng, 0.44), "r": top_r},
             "overlap": 0.3,
         },
         "ground_truth": {"clipscore": _ms(rng, 0.8)},
@@ -111,6 +119,7 @@ def report_inputs(
     focus_layer: str = "4",
     odd_word: str | None = None,
     with_recovery: bool = True,
+    top_r: int = 3,
     seed: int = 0,
 ) -> dict:
     """Keyword arguments for render_report: header, entries and focus."""
@@ -120,7 +129,7 @@ def report_inputs(
         {
             "layer": layer, "method": method, "k": k,
             "grounding": grounding(images, **ident, layer=layer, method=method, k=k, rng=rng, odd_word=odd_word),
-            "metrics": metrics(**ident, layer=layer, method=method, k=k, rng=rng, with_recovery=with_recovery),
+            "metrics": metrics(**ident, layer=layer, method=method, k=k, rng=rng, with_recovery=with_recovery, top_r=top_r),
         }
         for layer in layers for method in methods for k in ks
     ]  # fmt: skip
@@ -128,6 +137,6 @@ def report_inputs(
     test = {"images_seen": 400, "in_prediction": 330, "in_ground_truth": 310, "kept": 250, "skipped_images": 0}
     header = {
         **ident, "dataset": "shapes", "counts": {"train": train, "test": test},
-        "layers": list(layers), "methods": list(methods), "ks": list(ks), "version": "0.1.0", "date": "2025-01-01",
+        "layers": list(layers), "methods": list(methods), "ks": list(ks), "version": "0.1.0",
     }  # fmt: skip
     return {"header": header, "entries": entries, "focus": {"layer": focus_layer, "k": ks[0]}}

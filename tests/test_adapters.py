@@ -14,12 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from mmconcepts.captioning import caption_batch, caption_split, read_captions
+from mmconcepts.concepts.captioning import caption_split, read_captions
+from mmconcepts.models.generation import greedy_generate
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.extraction import build_batch, extract_features, hidden_states_at, read_features
+from mmconcepts.concepts.extraction import build_batch, extract_features, hidden_states_at, read_features
 from mmconcepts.models.registry import ADAPTERS, load_adapter
-from mmconcepts.selection import select_samples
-from mmconcepts.worlds.karpathy import Sample
+from mmconcepts.concepts.selection import select_samples
+from mmconcepts.data.karpathy import Sample
 from tiny_lmms import BUILDERS, LAYERS, idefics2_image_tokens, llava_image_tokens, qwen_image_tokens
 
 INSTRUCTION = "Provide a one-sentence caption for the provided image."
@@ -126,7 +127,7 @@ def test_idefics2_image_splitting_gives_five_images(run):
 def test_batched_captions_equal_one_by_one(run):
     adapter = run["adapter"]
     batched = [row["token_ids"] for row in run["captions"]]
-    assert batched == [caption_batch(adapter, [im], run["prompt"], MAX_NEW)[0] for im in run["images"]]
+    assert batched == [greedy_generate(adapter, [im], run["prompt"], MAX_NEW)[0] for im in run["images"]]
 
 
 @pytest.mark.parametrize("position", ["predicting", "token"])
@@ -206,3 +207,68 @@ def test_extract_features_stores_the_states_of_batch_size_one(run):
             image = run["images"][b : b + 1]
             alone = hidden_states_at(adapter, image, run["prompt"], [s["token_ids"]], [s["position"]], [L])
             np.testing.assert_allclose(z[b], alone[L][0].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def _reference_greedy(adapter, image, prompt: str, max_new: int) -> list[int]:
+    """Argmax decoding one token at a time with plain forward passes: what greedy captioning must equal."""
+    stop, banned = adapter.stop_token_ids(), sorted(adapter.never_generated_ids())
+    ids: list[int] = []
+    for _ in range(max_new):
+        inputs, _ = build_batch(adapter, [image], prompt, [ids])
+        with torch.inference_mode():
+            logits = adapter.model(**inputs, use_cache=False).logits[0, -1]
+            logits[banned] = -float("inf")
+        nxt = int(logits.argmax())
+        if nxt in stop:
+            break
+        ids.append(nxt)
+    return ids
+
+
+def test_captioning_ignores_the_checkpoints_generation_settings(run):
+    """A checkpoint asking for penalties or sampling must not change plain greedy captions."""
+    adapter = run["adapter"]
+    gen = adapter.model.generation_config
+    saved = (gen.repetition_penalty, gen.no_repeat_ngram_size, gen.do_sample)
+    gen.repetition_penalty, gen.no_repeat_ngram_size, gen.do_sample = 50.0, 1, True
+    try:
+        got = greedy_generate(adapter, run["images"][:2], run["prompt"], MAX_NEW)
+    finally:
+        gen.repetition_penalty, gen.no_repeat_ngram_size, gen.do_sample = saved
+    assert got == [_reference_greedy(adapter, im, run["prompt"], MAX_NEW) for im in run["images"][:2]]
+
+
+def _favour(adapter, token_id: int):
+    """Make ``token_id`` the argmax at every position (a hook on the LM head); returns the undo."""
+
+    def boost(module, args, logits):
+        logits = logits.clone()
+        logits[..., token_id] += 1e4
+        return logits
+
+    return adapter.unembedding().register_forward_hook(boost).remove
+
+
+def test_an_image_token_is_never_generated(run):
+    adapter = run["adapter"]
+    image_id = adapter.image_token_id()
+    undo = _favour(adapter, image_id)
+    try:
+        got = greedy_generate(adapter, run["images"][:2], run["prompt"], MAX_NEW)
+    finally:
+        undo()
+    assert all(image_id not in row for row in got)
+    assert all(len(row) > 0 for row in got)
+
+
+def test_captions_stop_at_the_familys_end_of_turn(run):
+    adapter = run["adapter"]
+    turn_ends = adapter._token_ids(adapter.end_of_turn) or {adapter.tokenizer.eos_token_id}
+    end = min(turn_ends)
+    assert end in adapter.stop_token_ids()
+    undo = _favour(adapter, end)
+    try:
+        got = greedy_generate(adapter, run["images"][:2], run["prompt"], MAX_NEW)
+    finally:
+        undo()
+    assert got == [[], []]

@@ -36,3 +36,14 @@ def test_permissions_follow_the_umask(tmp_path, is_dir):
         os.umask(old)
     mode = stat.S_IMODE((tmp_path / "out").stat().st_mode)
     assert mode == (0o755 if is_dir else 0o644)
+
+
+def test_read_json_names_a_missing_or_broken_file(tmp_path):
+    from mmconcepts.atomic import read_json
+    from mmconcepts.errors import MMConceptsError
+
+    with pytest.raises(MMConceptsError, match=r"nope\.json: file not found"):
+        read_json(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(MMConceptsError, match=r"bad\.json: not valid JSON"):
+        read_json(tmp_path / "bad.json")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.worlds.karpathy import Sample, load_factors, load_karpathy
+from mmconcepts.data.karpathy import Sample, factors_of, load_factors, load_karpathy
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -46,7 +46,7 @@ def coco(tmp_path) -> Path:
 
 def test_reads_coco_layout(coco, tmp_path):
     root = tmp_path / "coco"
-    samples = load_karpathy(coco, root)
+    samples = load_karpathy(coco, root, restval="train")
     assert [s.id for s in samples] == ["0", "1", "2", "3", "4"]
     first = samples[0]
     assert first == Sample(
@@ -57,8 +57,13 @@ def test_reads_coco_layout(coco, tmp_path):
     )
 
 
-def test_restval_is_train_and_limit_keeps_file_order(coco, tmp_path):
-    assert [s.id for s in load_karpathy(coco, tmp_path, split="train")] == ["1", "2"]
+def test_restval_is_skipped_unless_asked_and_limit_keeps_file_order(coco, tmp_path):
+    # The paper's train split is Karpathy's train only (82,783 COCO images), not train + restval.
+    assert [s.id for s in load_karpathy(coco, tmp_path, split="train")] == ["1"]
+    assert "2" not in [s.id for s in load_karpathy(coco, tmp_path)]
+    assert [s.id for s in load_karpathy(coco, tmp_path, split="train", restval="train")] == ["1", "2"]
+    with pytest.raises(MMConceptsError, match="restval"):
+        load_karpathy(coco, tmp_path, restval="val")
     assert [s.id for s in load_karpathy(coco, tmp_path, split="test", limit=1)] == ["0"]
     assert [s.id for s in load_karpathy(coco, tmp_path, split="test", limit=5)] == ["0", "3"]
     assert load_karpathy(coco, tmp_path, split="val")[0].split == "val"
@@ -97,3 +102,10 @@ def test_load_factors_from_folder_or_file(tmp_path):
     assert load_factors(tmp_path / "factors.json")["0"]["shape"] == "circle"
     with pytest.raises(MMConceptsError, match="elsewhere.*not found"):
         load_factors(tmp_path / "elsewhere")
+
+
+def test_factors_of_names_an_id_the_factors_file_lacks(tmp_path):
+    (tmp_path / "factors.json").write_text('{"images": {"0": {"shape": "circle"}}}')
+    assert factors_of(tmp_path, ["0"]) == [{"shape": "circle"}]
+    with pytest.raises(MMConceptsError, match="no factors for 1 of 2 image id\\(s\\), e.g. '7'"):
+        factors_of(tmp_path, ["0", "7"])

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.metrics import BertScorer, ClipScorer, clip_score, concept_text, mean_std, overlap, recovery
+from mmconcepts.concepts.metrics import BertScorer, ClipScorer, clip_score, concept_text, mean_std, overlap, probe_auroc, recovery
 
 # ---------------------------------------------------------------- CLIPScore
 
@@ -201,6 +201,39 @@ def test_recovery_noise_is_chance_and_missing_factor_is_negative():
     assert len(out["table"]) == 5
 
 
+def test_recovery_sign_free_takes_either_sign():
+    """A PCA-like axis that detects circles by a negative projection: AUROC 0 as is, 1 sign-free."""
+    factors = shapes_factors(400)
+    circle = np.array([f["shape"] == "circle" for f in factors], float)
+    acts = np.column_stack([np.random.default_rng(3).random(400), -circle - 0.1 * np.random.default_rng(4).random(400)])
+    signed = {(r["factor"], r["value"]): r for r in recovery(acts, factors)["table"]}
+    free = {(r["factor"], r["value"]): r for r in recovery(acts, factors, sign_free=True)["table"]}
+    assert signed["shape", "circle"]["concept"] == 0 and signed["shape", "circle"]["auroc"] < 0.6
+    assert free["shape", "circle"] == {**signed["shape", "circle"], "auroc": 1.0, "concept": 1}
+    assert all(free[key]["auroc"] >= 0.5 for key in free)
+    # y = [1, 1, 0, 0] against [0, 1, 2, 3]: every positive below every negative, AUROC 0 -> 1.
+    tiny = [{"f": "a"}, {"f": "a"}, {"f": "b"}, {"f": "b"}]
+    assert recovery(np.arange(4.0)[:, None], tiny)["table"][0]["auroc"] == 0.0
+    assert recovery(np.arange(4.0)[:, None], tiny, sign_free=True)["table"][0]["auroc"] == 1.0
+
+
+def test_probe_auroc_planted_linear_value_and_noise():
+    rng = np.random.default_rng(5)
+    Z = rng.standard_normal((300, 10))
+    side = Z @ rng.standard_normal(10) > 0  # a linear function of the features
+    rare = ["one"] + ["few"] * 3 + ["many"] * 296
+    factors = [{"side": "left" if s else "right", "noise": str(rng.choice(["a", "b"])), "rare": r} for s, r in zip(side, rare)]
+    probe = probe_auroc(Z, factors, seed=0)
+    assert set(probe) == {(r["factor"], r["value"]) for r in recovery(Z[:, :1], factors)["table"]}
+    assert probe["side", "left"] > 0.97 and probe["side", "right"] > 0.97
+    assert abs(probe["noise", "a"] - 0.5) < 0.12
+    assert probe["rare", "one"] is None  # one positive: nothing to cross-validate
+    assert probe["rare", "few"] is not None  # three positives: three folds
+    assert probe_auroc(Z, factors, seed=0) == probe  # seeded
+    with pytest.raises(MMConceptsError, match="3 feature rows but 2"):
+        probe_auroc(np.zeros((3, 2)), [{"a": "x"}, {"a": "y"}])
+
+
 def test_recovery_bad_input():
     with pytest.raises(MMConceptsError, match="3 activation rows but 2"):
         recovery(np.zeros((3, 2)), [{"a": "x"}, {"a": "y"}])
@@ -217,7 +250,7 @@ def test_bertscore_is_the_same_in_every_process():
     not in the hash-seeded order of a set (bert_score's own score() differs between these seeds)."""
     code = (
         "import itertools\n"
-        "from mmconcepts.metrics import BertScorer\n"
+        "from mmconcepts.concepts.metrics import BertScorer\n"
         "words = ['red', 'blue', 'circle', 'antidisestablishmentarianism', 'sky', 'photosynthesis', 'grass', 'xylophonist', 'left']\n"
         "cands = [' '.join(c) for c in itertools.combinations(words, 3)][:30]\n"
         "refs = [[f'{a} {b} {c}', f'{c} {a} {b}'] for a, b, c in itertools.combinations(words[::-1], 3)][:30]\n"

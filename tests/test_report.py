@@ -52,6 +52,26 @@ def test_metric_table_bolds_lowest_overlap_and_reconstruction():
     assert [row["label"] for row in table["rows"]] == ["snmf", "pca"]  # no reference figures given, no reference rows
 
 
+def test_metric_table_leaves_meaningless_figures_blank_and_unranked():
+    """kmeans and simple have no reconstruction or sparsity, pca no sparsity: "—", and no best among the rest."""
+    def metrics(reconstruction=None, sparsity=None):
+        m = {"clipscore": {"top1": {"mean": 0.5, "std": 0.1}, "top_r": {"mean": 0.4, "std": 0.1}, "r": 5}}
+        return m | ({} if reconstruction is None else {"reconstruction": {"mean": reconstruction}}) | (
+            {} if sparsity is None else {"sparsity": {"mean": sparsity}}
+        )
+
+    table = metric_table({"snmf": metrics(0.4, 0.9), "pca": metrics(0.2), "kmeans": metrics(), "simple": metrics()})
+    column = {path: j for j, (_, _, path, _) in enumerate(COLUMNS)}
+    cells = {row["label"]: row["cells"] for row in table["rows"]}
+    for method in ("kmeans", "simple"):
+        for path in (("reconstruction",), ("sparsity",)):
+            assert cells[method][column[path]] == {"mean": "—", "std": None, "bold": False, "span": 1}
+    assert cells["pca"][column[("reconstruction",)]]["bold"] and not cells["snmf"][column[("reconstruction",)]]["bold"]
+    assert cells["pca"][column[("sparsity",)]]["mean"] == "—"
+    assert not cells["snmf"][column[("sparsity",)]]["bold"]  # the only method with the figure is best of nothing
+    assert table["subs"][:4] == ["top-1", "top-5", "top-1", "top-5"]  # r as metrics.json says, not a fixed 3
+
+
 def test_report_has_cards_tables_and_plots(tmp_path, images):
     html = render(tmp_path, images, layers=("final", "12", "4"), ks=(10, 20), focus_layer="12")
     assert html.count('class="concept-card"') == 30  # snmf at the focus layer, for every K
@@ -97,3 +117,26 @@ def test_report_stays_small_at_k20(tmp_path):
 
 def test_layer_order_puts_final_last():
     assert sorted(["final", "12", "4", "mid", "2"], key=layer_key) == ["2", "4", "12", "mid", "final"]
+
+
+def test_report_carries_no_date_and_names_r(tmp_path, images):
+    html = render(tmp_path, images, layers=("4",), ks=(10,), top_r=2)
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", html)
+    assert "mmconcepts 0.1.0 · CoX-LMM" in html
+    assert ">top-2</th>" in html and ">top-3</th>" not in html
+
+
+def test_recovery_table_shows_the_linear_probe(tmp_path, images):
+    inputs = report_inputs(images, layers=("4",), ks=(10,))
+    snmf = next(e["metrics"]["recovery"] for e in inputs["entries"] if e["method"] == "snmf")
+    render_report(tmp_path / "report.html", **inputs)
+    html = (tmp_path / "report.html").read_text()
+    section = html[html.index('id="recovery"') :]
+    assert "<th>linear probe</th>" in section
+    rows = re.findall(r"<tr><td>(\w+)</td><td class=\"left\">(\w+)</td>.*?<td>([^<]*)</td></tr>", section)
+    assert len(rows) == len(snmf["table"])
+    for (factor, value, probe), row in zip(rows, snmf["table"]):
+        assert (factor, value) == (row["factor"], row["value"])
+        assert probe == ("—" if row["probe_auroc"] is None else f"{row['probe_auroc']:.3f}")
+    mean = re.search(r'<tr class="mean"><td colspan="3">mean</td><td>([^<]*)</td><td></td><td>([^<]*)</td></tr>', section)
+    assert mean.groups() == (f"{snmf['mean']:.3f}", f"{snmf['probe_mean']:.3f}")

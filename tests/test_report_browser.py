@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 
 import pytest
-from browser import inspect_page
+from browser import cannot_install, inspect_page
 from conftest import REPORT
 from report_fixture import report_inputs, shape_images
 
 from mmconcepts.report.render import render_report
 
-pytestmark = pytest.mark.browser
+# Where Chromium can be neither found nor installed (no apt-get, not root) these tests skip with the
+# reason; CI and a fresh Debian machine as root install it, and a failed install there is an error.
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(cannot_install() is not None, reason=str(cannot_install()))]
 
 
 def test_report_renders_cleanly(tmp_path):

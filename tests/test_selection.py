@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.selection import first_token_at, require_enough, select_samples, word_pattern
-from mmconcepts.worlds.karpathy import Sample
+from mmconcepts.concepts.selection import first_token_at, require_enough, select_samples, word_pattern
+from mmconcepts.data.karpathy import Sample
 
 
 def row(id, tokens):
@@ -91,3 +91,10 @@ def test_fewer_samples_than_k_names_word_counts_and_k():
 def test_unknown_image_id_is_named():
     with pytest.raises(MMConceptsError, match="'9'"):
         select_samples([row("9", ["a"])], {}, "dog")
+
+
+def test_spans_that_miss_the_word_name_the_image_and_caption():
+    broken = row("7", ["a", " dog"])
+    broken["spans"] = [[0, 1]]  # a captions file whose spans stop before the word
+    with pytest.raises(MMConceptsError, match=r"image '7': caption 'a dog': character 2 is not covered"):
+        select_samples([broken], {"7": gt("7", "a dog")}, "dog")

@@ -15,11 +15,13 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from mmconcepts.errors import MMConceptsError  # noqa: E402
-from mmconcepts.models.caption_quality import caption_quality, word_accuracy  # noqa: E402
-from mmconcepts.models.tiny_clip import CLIP_CHECKPOINT, CLIP_NAME, load_clip, train_tiny_clip  # noqa: E402
-from mmconcepts.models.tiny_llava import PROMPT, train_tiny_llava  # noqa: E402
-from mmconcepts.worlds.karpathy import load_karpathy  # noqa: E402
-from mmconcepts.worlds.shapes import generate_world  # noqa: E402
+from mmconcepts.shapes.caption_quality import caption_quality, word_accuracy  # noqa: E402
+from mmconcepts.models.clip import load_clip  # noqa: E402
+from mmconcepts.shapes.clip import CLIP_CHECKPOINT, CLIP_NAME, register_shapes_clip, train_tiny_clip  # noqa: E402
+from mmconcepts.shapes.llava import train_tiny_llava
+from mmconcepts.shapes.llava_settings import PROMPT  # noqa: E402
+from mmconcepts.data.karpathy import load_karpathy  # noqa: E402
+from mmconcepts.shapes.world import generate_world  # noqa: E402
 
 QUICK_LMM = {
     "vision_steps": 2,
@@ -141,7 +143,14 @@ def test_clip_trains_and_reloads(world, tmp_path):
     out = tmp_path / "clip"
     summary = train_tiny_clip(world, out, **QUICK_CLIP)
     assert 0 <= summary["recall"]["r@5"] <= 1 and summary["recall"]["queries"] == 6 * 5
+    check = summary["word_list_check"]
+    assert 0 <= check["own_words_win"] <= 1 and check["images"] == 6
+    training = json.loads((out / "training.json").read_text())
+    assert training["word_list_check"] == check and training["context_length"] == 77
+    assert 0 < training["word_list_share"] < 1
     model, preprocess, tokenizer = load_clip({"name": CLIP_NAME, "path": str(out)})
+    assert model.context_length == tokenizer.context_length == 77  # a 15-word CLIPScore text fits whole
+    register_shapes_clip()
     same, _, _ = open_clip.create_model_and_transforms(CLIP_NAME, pretrained=str(out / CLIP_CHECKPOINT))
     local, _, _ = open_clip.create_model_and_transforms(f"local-dir:{out}")
     for other in (same, local):
@@ -152,8 +161,19 @@ def test_clip_trains_and_reloads(world, tmp_path):
     assert img.shape == txt.shape == (1, model.text_projection.shape[1])
 
 
+def test_clip_training_is_repeatable(world, tmp_path):
+    from safetensors.torch import load_file
+
+    for name in ("a", "b"):
+        train_tiny_clip(world, tmp_path / name, **QUICK_CLIP)
+    a, b = (load_file(tmp_path / name / CLIP_CHECKPOINT) for name in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    summaries = [json.loads((tmp_path / name / "training.json").read_text()) for name in ("a", "b")]
+    assert summaries[0]["word_list_check"] == summaries[1]["word_list_check"]
+
+
 def test_load_clip_errors_name_the_problem(tmp_path):
-    with pytest.raises(MMConceptsError, match=CLIP_CHECKPOINT):
+    with pytest.raises(MMConceptsError, match="open_clip_config.json"):
         load_clip({"name": CLIP_NAME, "path": str(tmp_path)})
     with pytest.raises(MMConceptsError, match="either a path"):
         load_clip({"name": "ViT-B-32"})

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import REPORT, job_table, snakemake, snakemake_command
 
-from mmconcepts.extraction import read_features
+from mmconcepts.concepts.extraction import read_features
 
 TOKEN_DIR = Path("results/shapes-llava/circle")
 CAPTIONS = "results/shapes-llava/captions"
@@ -51,6 +51,10 @@ def test_full_run_from_empty_results(micro_run):
     assert [str(r) for r in runs] == sorted(f"layer{L}/{m}/k4" for L in ("2", "final") for m in ("snmf", "pca", "kmeans", "simple", "random"))
     html = (micro_run / REPORT).read_text()
     assert "circle" in html and html.count('class="concept-card"') == 4
+    # The front page links the report, by a relative link that resolves.
+    index = (micro_run / "results/index.html").read_text()
+    links = re.findall(r'<a class="report" href="([^"]+)"', index)
+    assert links == ["shapes-llava/circle/report.html"] and (micro_run / "results" / links[0]).is_file()
     # No temporary output survived anywhere.
     assert not list((micro_run / "results").rglob("*.tmp-*"))
 
@@ -61,7 +65,7 @@ def test_second_run_has_nothing_to_do(micro_run):
 
 def test_new_k_reruns_only_the_dictionary_and_after(micro_run):
     jobs = planned_jobs(micro_run, "--config", "decomposition={k: [3]}")
-    assert set(jobs) == {"decompose", "ground", "evaluate", "report"}
+    assert set(jobs) == {"decompose", "ground", "evaluate", "report", "index"}
     assert jobs["decompose"] == 10  # 2 layers x 5 methods
 
 
@@ -168,11 +172,43 @@ def test_k_larger_than_the_kept_samples_names_k(micro_run):
         ("world={colours: [red, teal]}", "world: colours has unknown value(s) ['teal']"),
         ("world={n_test: 0}", "['world']['n_test']"),
         ("world={image_size: 60}", "world.image_size: 60 is not a multiple of the tiny LLaVA's patch size"),
+        # Found at start from the training settings, not in extract after captioning.
+        ("models={shapes-llava: {layers: [2, 9]}}", "models.shapes-llava.layers: ['9'] beyond the model's 4 decoder blocks"),
+        ("train_lmm={stepz: 3}", "'stepz' was unexpected"),
+        ("train_clip={lr: fast}", "['train_clip']['lr']"),
+        ("datasets={shapes: {clip: {name: shapes-clip, path: x, pretraind: y}}}", "'pretraind' was unexpected"),
+        ("models={shapes-llava: {report_layer: 3}}", "models.shapes-llava.report_layer: 3 is not one of its layers"),
+        ("decomposition={methods: [snmf, nmf]}", "decomposition.methods: unknown method(s) ['nmf']"),
+        ("decomposition={device: gpu}", "['decomposition']['device']"),
+        ("datasets={shapes: {restval: val}}", "['restval']"),
     ],
 )
 def test_a_wrong_config_value_names_its_key(micro_run, override, named):
     proc = snakemake(micro_run, "--dry-run", "--config", override, check=False)
     assert named in failure_text(proc)
+
+
+def test_a_layer_beyond_a_local_checkpoints_depth_is_named_at_start(micro_run):
+    # The trained tiny LLaVA's own config.json (4 blocks) is read before any job.
+    model = micro_run / "resources/models/shapes-llava"
+    override = f"models={{shapes-llava: {{path: {model}, layers: [5]}}}}"
+    proc = snakemake(micro_run, "--dry-run", "--config", override, check=False)
+    assert "models.shapes-llava.layers: ['5'] beyond the model's 4 decoder blocks" in failure_text(proc)
+
+
+def test_a_word_with_an_apostrophe_reaches_the_stage_intact(micro_run):
+    """Every path is quoted in the rules' shell lines: the word's own error, not a shell syntax error."""
+    proc = snakemake(micro_run, "--config", "models={shapes-llava: {tokens: [\"circle's\"]}}", check=False)
+    text = failure_text(proc)
+    assert re.search(r"word \"circle's\": no (train|test) samples kept", text), text[-3000:]
+
+
+def test_decomposition_on_cuda_asks_for_the_gpu_and_cpu_does_not(micro_run):
+    target = str(TOKEN_DIR / "layer2/snmf/k4/dictionary.npz")
+    for device, gpus in (("cpu", "0"), ("cuda", "1")):
+        out = snakemake(micro_run, "--dry-run", "--forcerun", "decompose", "--config", f"decomposition={{device: {device}}}", "--", target).stdout
+        block = out.split("rule decompose:", 1)[1].split("\n\n", 1)[0]
+        assert re.search(rf"resources: .*gpu={gpus}", block), block
 
 
 def test_a_model_path_that_does_not_exist_is_named(micro_run):

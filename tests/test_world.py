@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.worlds.karpathy import load_factors, load_karpathy
-from mmconcepts.worlds.drawing import shape_coverage
-from mmconcepts.worlds.shapes import COLOURS, SHAPES, WORLD_DEFAULTS, generate_world, layout, sample_factors, world_params
+from mmconcepts.data.karpathy import load_factors, load_karpathy
+from mmconcepts.shapes.drawing import shape_coverage
+from mmconcepts.shapes.world import COLOURS, SHAPES, WORLD_DEFAULTS, generate_world, layout, sample_factors, world_params
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 

@@ -150,9 +150,9 @@ def build_idefics2(out: Path) -> Path:
     processor = Idefics2Processor(
         image_processor=image_processor, tokenizer=tok, image_seq_len=4, chat_template=IDEFICS2_TEMPLATE
     )
-    # The real checkpoint stops on <end_of_utterance> as well as </s>.
-    eos = [ids("</s>"), ids("<end_of_utterance>")]
-    return _finish(_seeded(Idefics2ForConditionalGeneration, config), processor, out, eos, ids("<unk>"))
+    # Like the real checkpoint, its generation_config names only </s>: that the turn ends at
+    # <end_of_utterance> is the adapter's knowledge.
+    return _finish(_seeded(Idefics2ForConditionalGeneration, config), processor, out, ids("</s>"), ids("<unk>"))
 
 
 def idefics2_image_tokens(config, processor) -> int:

@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mmconcepts.errors import MMConceptsError
+
 
 def _tmp_sibling(path: Path, is_dir: bool) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,11 +60,12 @@ def write_json(path: str | os.PathLike, obj, *, indent: int | None = 1) -> None:
         tmp.write_text(json.dumps(obj, indent=indent, sort_keys=False) + "\n")
 
 
-def read_json(path: str | os.PathLike):
+def read_json(path: str | os.PathLike, what: str = "file"):
+    """The parsed file; a missing or broken one is an error naming the path (and ``what`` it should be)."""
     path = Path(path)
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: file not found") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+        raise MMConceptsError(f"{path}: {what} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MMConceptsError(f"{path}: not valid JSON ({e})") from None

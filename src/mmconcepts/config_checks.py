@@ -8,6 +8,7 @@ then checks what a JSON schema cannot express. Each message names the key.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -15,6 +16,7 @@ import yaml
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.models.paths import looks_local
 
+LMM_DIR = "resources/models/shapes-llava"  # where the train_lmm rule writes the tiny LLaVA
 _PY_TYPES = {"integer": (int,), "number": (int, float), "boolean": (bool,), "null": (type(None),)}
 
 
@@ -65,9 +67,54 @@ def coerce_config(config: dict, schema_path: str) -> None:
         coerce_to_schema(config, yaml.safe_load(f))
 
 
+def _text_depth(config_json: Path) -> int | None:
+    """The number of decoder blocks a checkpoint's config.json declares, if it says."""
+    try:
+        cfg = json.loads(config_json.read_text())
+    except (OSError, ValueError):
+        return None
+    for where in (cfg.get("text_config") or {}, cfg):
+        if isinstance(where.get("num_hidden_layers"), int):
+            return where["num_hidden_layers"]
+    return None
+
+
+def model_depth(path: str, config: dict) -> int | None:
+    """Decoder blocks of a model entry, known before any job: the tiny LLaVA's from its
+    training settings, a local folder's or a cached hub checkpoint's from its config.json;
+    None when unknown until the model is loaded (a hub id not downloaded yet)."""
+    from mmconcepts.shapes.llava_settings import LMM_DEFAULTS
+
+    if path.rstrip("/") == LMM_DIR:
+        return config["train_lmm"].get("text_layers", LMM_DEFAULTS["text_layers"])
+    if looks_local(path):
+        return _text_depth(Path(path).expanduser() / "config.json")
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(path, "config.json")
+    return _text_depth(Path(cached)) if isinstance(cached, str) else None
+
+
+def _check_layers(name: str, model: dict, config: dict) -> None:
+    layers = [str(x) for x in model["layers"]]
+    if len(set(layers)) != len(layers):
+        raise MMConceptsError(f"models.{name}.layers: {model['layers']} repeats a layer")
+    depth = model_depth(model["path"], config)
+    beyond = [x for x in layers if x != "final" and depth is not None and int(x) > depth]
+    if beyond:
+        raise MMConceptsError(
+            f"models.{name}.layers: {beyond} beyond the model's {depth} decoder blocks ({model['path']}); "
+            "layers are blocks 1..depth or 'final'"
+        )
+    focus = model.get("report_layer")
+    if focus is not None and str(focus) not in layers:
+        raise MMConceptsError(f"models.{name}.report_layer: {focus!r} is not one of its layers {layers}")
+
+
 def check_config(config: dict) -> None:
-    from mmconcepts.models.tiny_llava_settings import LMM_DEFAULTS
-    from mmconcepts.worlds.shapes import world_params
+    from mmconcepts.concepts.dictionary_methods import METHODS
+    from mmconcepts.shapes.world import world_params
+    from mmconcepts.shapes.llava_settings import LMM_DEFAULTS
 
     world = world_params(**config["world"])
     patch = config["train_lmm"].get("patch_size", LMM_DEFAULTS["patch_size"])
@@ -85,5 +132,7 @@ def check_config(config: dict) -> None:
             raise MMConceptsError(
                 f"models.{name}.dataset: {model['dataset']!r} is not one of the datasets ({', '.join(config['datasets'])})"
             )
-        if len(set(map(str, model["layers"]))) != len(model["layers"]):
-            raise MMConceptsError(f"models.{name}.layers: {model['layers']} repeats a layer")
+        _check_layers(name, model, config)
+    unknown = [m for m in config["decomposition"]["methods"] if m not in METHODS]
+    if unknown:
+        raise MMConceptsError(f"decomposition.methods: unknown method(s) {unknown}; known: {', '.join(METHODS)}")

@@ -9,7 +9,7 @@ rule captions:
         "results/{model}/captions/{split}.jsonl",
     params:
         model=model_params,
-        data=data_params,
+        data=data_args,
         limit=split_limit,
         prompt=config["prompt"],
         batch_size=model_setting("batch_size"),
@@ -27,10 +27,10 @@ rule captions:
     shell:
         "python -m mmconcepts captions --adapter {params.model[adapter]} --model {params.model[path]:q}"
         " --dtype {params.model[dtype]} --device {params.model[device]}"
-        " --gt {params.data[gt]:q} --images {params.data[images]:q} --split {wildcards.split}"
+        " {params.data} --split {wildcards.split}"
         " --limit {params.limit}"
         " --instruction {params.prompt:q} --batch-size {params.batch_size}"
-        " --max-new-tokens {params.max_new_tokens} --threads {threads} --out {output} > {log} 2>&1"
+        " --max-new-tokens {params.max_new_tokens} --threads {threads} --out {output:q} > {log:q} 2>&1"
 
 
 rule select:
@@ -40,7 +40,7 @@ rule select:
     output:
         "results/{model}/{token}/samples/{split}.json",
     params:
-        data=data_params,
+        data=data_args,
         aliases=token_aliases,
         gt_match=config["selection"]["gt_match"],
         position=config["selection"]["position"],
@@ -54,7 +54,7 @@ rule select:
     conda:
         "../../envs/mmconcepts.yaml"
     shell:
-        "python -m mmconcepts select --captions {input.captions} --gt {params.data[gt]:q}"
-        " --images {params.data[images]:q} --split {wildcards.split} --word {wildcards.token:q}"
+        "python -m mmconcepts select --captions {input.captions:q} {params.data}"
+        " --split {wildcards.split} --word {wildcards.token:q}"
         " --aliases {params.aliases:q} --gt-match {params.gt_match} --position {params.position}"
-        " --out {output} > {log} 2>&1"
+        " --out {output:q} > {log:q} 2>&1"

@@ -2,15 +2,16 @@
 # Rules read config only through these helpers and pass values on via params:,
 # so Snakemake reruns exactly what a config change affects.
 import json
+import shlex
 
 import mmconcepts
-from mmconcepts.config_checks import check_config
+from mmconcepts.concepts.dictionary_methods import METHODS
+from mmconcepts.config_checks import LMM_DIR, check_config
 from mmconcepts.models.paths import looks_local
 
 check_config(config)
 
 WORLD_DIR = f"resources/worlds/{config['world']['name']}"
-LMM_DIR = "resources/models/shapes-llava"
 CLIP_DIR = "resources/models/shapes-clip"
 CODE_VERSION = mmconcepts.__version__
 
@@ -20,7 +21,7 @@ wildcard_constraints:
     token=r"[^/]+",
     split=r"train|test",
     layer=r"\d+|final",
-    method=r"snmf|pca|kmeans|simple|random",
+    method="|".join(METHODS),
     k=r"\d+",
 
 
@@ -70,9 +71,10 @@ def model_params(wildcards):
     return {key: m[key] for key in ("adapter", "path", "dtype", "device")}
 
 
-def data_params(wildcards):
+def data_args(wildcards):
+    """The data set's command-line arguments, shell-quoted."""
     ds = dataset_cfg(wildcards)
-    return {"gt": ds["captions"], "images": ds["images"]}
+    return shlex.join(["--gt", ds["captions"], "--images", ds["images"], "--restval", ds["restval"]])
 
 
 def split_limit(wildcards):
@@ -92,7 +94,7 @@ def token_aliases(wildcards):
 
 
 def report_focus(wildcards):
-    layer = config["report"]["layer"]
+    layer = model_cfg(wildcards).get("report_layer")
     if layer is None:
         numeric = [int(x) for x in model_layers(wildcards) if x != "final"]
         layer = max(numeric) if numeric else "final"
@@ -154,13 +156,13 @@ def max_iter_arg(wildcards):
 
 def factors_arg(wildcards):
     path = dataset_cfg(wildcards).get("factors")
-    return f"--factors {path}" if path else ""
+    return shlex.join(["--factors", path]) if path else ""
 
 
 def bertscore_args(wildcards):
     b = config["evaluation"]["bertscore"]
     layers = f"--bertscore-layers {b['num_layers']}" if "num_layers" in b else ""
-    return f"--bertscore-model {b['model']} {layers}"
+    return f"--bertscore-model {shlex.quote(b['model'])} {layers}"
 
 
 def default_reports():

@@ -13,19 +13,22 @@ rule decompose:
         alpha=config["decomposition"]["alpha"],
         seed=config["decomposition"]["seed"],
         max_iter=max_iter_arg,
+        device=config["decomposition"]["device"],
         code_version=CODE_VERSION,
     log:
         "results/{model}/{token}/layer{layer}/{method}/k{k}/decompose.log",
     threads: 2
     resources:
+        # CPU unless decomposition.device asks for CUDA; then the job holds a GPU like the model jobs.
+        gpu=int(config["decomposition"]["device"] != "cpu"),
         mem_mb=4000,
         runtime=60,
     conda:
         "../../envs/mmconcepts.yaml"
     shell:
-        "python -m mmconcepts decompose --features {params.store} --samples {input.samples} --method {wildcards.method} --k {wildcards.k}"
-        " --alpha {params.alpha} --seed {params.seed} {params.max_iter} --threads {threads}"
-        " --out {output} > {log} 2>&1"
+        "python -m mmconcepts decompose --features {params.store:q} --samples {input.samples:q} --method {wildcards.method} --k {wildcards.k}"
+        " --alpha {params.alpha} --seed {params.seed} {params.max_iter} --device {params.device} --threads {threads}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule ground:
@@ -36,7 +39,9 @@ rule ground:
         test="results/{model}/{token}/samples/test.json",
         features="results/{model}/{token}/features/test",
     output:
-        "results/{model}/{token}/layer{layer}/{method}/k{k}/grounding.json",
+        grounding="results/{model}/{token}/layer{layer}/{method}/k{k}/grounding.json",
+        # The test lasso is solved once, here; evaluate reads the codes.
+        codes="results/{model}/{token}/layer{layer}/{method}/k{k}/test_codes.npz",
     params:
         store=test_store,
         n_mas=config["grounding"]["n_mas"],
@@ -54,16 +59,17 @@ rule ground:
     conda:
         "../../envs/mmconcepts.yaml"
     shell:
-        "python -m mmconcepts ground --dictionary {input.dictionary} --lens {input.lens}"
-        " --train-samples {input.train} --test-samples {input.test} --test-features {params.store}"
+        "python -m mmconcepts ground --dictionary {input.dictionary:q} --lens {input.lens:q}"
+        " --train-samples {input.train:q} --test-samples {input.test:q} --test-features {params.store:q}"
         " --n-mas {params.n_mas} --n-words {params.n_words} --top-r {params.top_r} --seed {params.seed}"
-        " --header {params.header:q} --out {output} > {log} 2>&1"
+        " --header {params.header:q} --codes {output.codes:q} --out {output.grounding:q} > {log:q} 2>&1"
 
 
 rule evaluate:
     input:
         dictionary="results/{model}/{token}/layer{layer}/{method}/k{k}/dictionary.npz",
         grounding="results/{model}/{token}/layer{layer}/{method}/k{k}/grounding.json",
+        codes="results/{model}/{token}/layer{layer}/{method}/k{k}/test_codes.npz",
         features="results/{model}/{token}/features/test",
         embeddings="results/{model}/{token}/clip/test.npz",
         clip=clip_inputs,
@@ -77,7 +83,7 @@ rule evaluate:
         ),
     params:
         store=test_store,
-        data=data_params,
+        data=data_args,
         factors=factors_arg,
         clip=clip_spec,
         bertscore=bertscore_args,
@@ -93,7 +99,7 @@ rule evaluate:
     conda:
         "../../envs/mmconcepts.yaml"
     shell:
-        "python -m mmconcepts evaluate --dictionary {input.dictionary} --grounding {input.grounding}"
-        " --test-features {params.store} --embeddings {input.embeddings} --gt {params.data[gt]:q}"
-        " --images {params.data[images]:q} {params.factors} --clip {params.clip:q} {params.bertscore}"
-        " --top-r {params.top_r} --header {params.header:q} --threads {threads} --out {output} > {log} 2>&1"
+        "python -m mmconcepts evaluate --dictionary {input.dictionary:q} --grounding {input.grounding:q} --codes {input.codes:q}"
+        " --test-features {params.store:q} --embeddings {input.embeddings:q} {params.data}"
+        " {params.factors} --clip {params.clip:q} {params.bertscore}"
+        " --top-r {params.top_r} --header {params.header:q} --threads {threads} --out {output:q} > {log:q} 2>&1"

@@ -5,12 +5,11 @@
 rule lens:
     input:
         model=model_inputs,
-        data=dataset_inputs,
     output:
         "results/{model}/lens.npz",
     params:
         model=model_params,
-        data=data_params,
+        lexicon_size=config["grounding"]["lexicon_size"],
         code_version=CODE_VERSION,
     log:
         "results/{model}/logs/lens.log",
@@ -24,7 +23,7 @@ rule lens:
     shell:
         "python -m mmconcepts lens --adapter {params.model[adapter]} --model {params.model[path]:q}"
         " --dtype {params.model[dtype]} --device {params.model[device]}"
-        " --gt {params.data[gt]:q} --images {params.data[images]:q} --out {output} > {log} 2>&1"
+        " --lexicon-size {params.lexicon_size} --out {output:q} > {log:q} 2>&1"
 
 
 rule extract:
@@ -53,9 +52,9 @@ rule extract:
         "../../envs/mmconcepts.yaml"
     shell:
         "python -m mmconcepts extract --adapter {params.model[adapter]} --model {params.model[path]:q}"
-        " --dtype {params.model[dtype]} --device {params.model[device]} --samples {input.samples}"
+        " --dtype {params.model[dtype]} --device {params.model[device]} --samples {input.samples:q}"
         " --instruction {params.prompt:q} --batch-size {params.batch_size} --store-dtype {params.store_dtype}"
-        " --layers {params.layers} --threads {threads} --out {params.stores} > {log} 2>&1"
+        " --layers {params.layers} --threads {threads} --out {params.stores:q} > {log:q} 2>&1"
 
 
 rule embed:
@@ -66,7 +65,7 @@ rule embed:
     output:
         "results/{model}/{token}/clip/test.npz",
     params:
-        data=data_params,
+        data=data_args,
         clip=clip_spec,
         code_version=CODE_VERSION,
     log:
@@ -78,5 +77,5 @@ rule embed:
     conda:
         "../../envs/mmconcepts.yaml"
     shell:
-        "python -m mmconcepts embed --samples {input.samples} --gt {params.data[gt]:q}"
-        " --images {params.data[images]:q} --clip {params.clip:q} --threads {threads} --out {output} > {log} 2>&1"
+        "python -m mmconcepts embed --samples {input.samples:q} {params.data}"
+        " --clip {params.clip:q} --threads {threads} --out {output:q} > {log:q} 2>&1"

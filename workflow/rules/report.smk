@@ -27,6 +27,23 @@ rule report:
     conda:
         "../../envs/mmconcepts.yaml"
     shell:
-        "python -m mmconcepts report --grounding {input.grounding} --metrics {input.metrics}"
-        " --train-samples {input.train} --test-samples {input.test} --header {params.header:q}"
-        " --focus {params.focus:q} --out {output} > {log} 2>&1"
+        "python -m mmconcepts report --grounding {input.grounding:q} --metrics {input.metrics:q}"
+        " --train-samples {input.train:q} --test-samples {input.test:q} --header {params.header:q}"
+        " --focus {params.focus:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule index:
+    input:
+        default_reports(),
+    output:
+        "results/index.html",
+    log:
+        "results/logs/index.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/mmconcepts.yaml"
+    shell:
+        "python -m mmconcepts index --reports {input:q} --out {output:q} > {log:q} 2>&1"

@@ -16,7 +16,7 @@ rule world:
     conda:
         "../../envs/mmconcepts.yaml"
     shell:
-        "python -m mmconcepts world --out {output} --params {params.world:q} > {log} 2>&1"
+        "python -m mmconcepts world --out {output:q} --params {params.world:q} > {log:q} 2>&1"
 
 
 rule train_lmm:
@@ -37,8 +37,8 @@ rule train_lmm:
     conda:
         "../../envs/mmconcepts.yaml"
     shell:
-        "python -m mmconcepts train-lmm --world {input} --out {output} --threads {threads}"
-        " --params {params.train:q} > {log} 2>&1"
+        "python -m mmconcepts train-lmm --world {input:q} --out {output:q} --threads {threads}"
+        " --params {params.train:q} > {log:q} 2>&1"
 
 
 rule train_clip:
@@ -58,5 +58,5 @@ rule train_clip:
     conda:
         "../../envs/mmconcepts.yaml"
     shell:
-        "python -m mmconcepts train-clip --world {input} --out {output} --threads {threads}"
-        " --params {params.train:q} > {log} 2>&1"
+        "python -m mmconcepts train-clip --world {input:q} --out {output:q} --threads {threads}"
+        " --params {params.train:q} > {log:q} 2>&1"

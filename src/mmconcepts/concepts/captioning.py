@@ -1,4 +1,4 @@
-"""Batched greedy captioning of one split, once per model and shared by every token.
+"""Batched greedy captioning (``models.generation``) of one split, once per model and shared by every token.
 
 Each row of the JSONL output keeps the generated token ids and the character
 span of every token in the decoded caption, so that selection can map a word
@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from mmconcepts.atomic import atomic_path
 from mmconcepts.images import open_rgb
 from mmconcepts.models.base import LMMAdapter
-from mmconcepts.worlds.karpathy import Sample
+from mmconcepts.models.generation import greedy_generate
+from mmconcepts.data.karpathy import Sample
 
 
 def token_spans(tokenizer, ids: list[int]) -> tuple[str, list[tuple[int, int]]]:
@@ -32,25 +32,6 @@ def token_spans(tokenizer, ids: list[int]) -> tuple[str, list[tuple[int, int]]]:
         spans.append((prev, end))
         prev = end
     return text[lead:], spans
-
-
-def _trim(ids: list[int], stop: set[int]) -> list[int]:
-    for i, t in enumerate(ids):
-        if t in stop:
-            return ids[:i]
-    return ids
-
-
-@torch.inference_mode()
-def caption_batch(adapter: LMMAdapter, images, prompt: str, max_new_tokens: int) -> list[list[int]]:
-    """Greedy-decode a batch; return each row's generated ids up to (excluding) the first stop token."""
-    inputs = adapter.encode(images, prompt, padding_side="left")
-    out = adapter.model.generate(
-        **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=adapter.tokenizer.pad_token_id
-    )
-    generated = out[:, inputs["input_ids"].shape[1] :].tolist()
-    stop = adapter.stop_token_ids()
-    return [_trim(row, stop) for row in generated]
 
 
 def caption_split(
@@ -76,7 +57,7 @@ def caption_split(
             good = [(s, im) for s, im in opened if im is not None]
             if not good:
                 continue
-            for (s, _), ids in zip(good, caption_batch(adapter, [im for _, im in good], prompt, max_new_tokens)):
+            for (s, _), ids in zip(good, greedy_generate(adapter, [im for _, im in good], prompt, max_new_tokens)):
                 text, spans = token_spans(adapter.tokenizer, ids)
                 row = {"id": s.id, "image": str(s.path), "caption": text, "token_ids": ids, "spans": spans}
                 f.write(json.dumps(row) + "\n")

@@ -3,9 +3,8 @@
 The sequence is the captioning prompt followed by the generated tokens up to
 the read position. Batches are right-padded: with causal attention, padding
 after the last real token cannot change any earlier state, and every row keeps
-the positions it had during generation. Forward hooks on the decoder blocks
-(and the final norm, for ``final``) gather just the read position of each row,
-so no full-sequence activations are kept.
+the positions it had during generation. Forward hooks (``models.hooks``) on the
+decoder blocks and the final norm gather just the read position of each row.
 """
 
 from __future__ import annotations
@@ -24,24 +23,10 @@ from mmconcepts.atomic import atomic_path
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.images import open_rgb
 from mmconcepts.models.base import LMMAdapter
+from mmconcepts.models.hooks import parse_layer, read_states
 
 # Snakemake drops a .snakemake_timestamp file into directory outputs; zarr 3 warns about it.
 warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy.*")
-
-
-def parse_layer(layer: str | int, n_layers: int) -> str:
-    """Validate a layer name: 1..n_layers (output of that decoder block) or ``final``."""
-    name = str(layer)
-    if name == "final":
-        return name
-    if not name.isdigit() or not 1 <= int(name) <= n_layers:
-        raise MMConceptsError(f"layer {name!r} is not 'final' or a block number in 1..{n_layers}")
-    return name
-
-
-def _hook_modules(adapter: LMMAdapter, layers: list[str]) -> dict[str, torch.nn.Module]:
-    blocks = adapter.decoder_layers()
-    return {L: adapter.final_norm() if L == "final" else blocks[int(L) - 1] for L in layers}
 
 
 def build_batch(adapter: LMMAdapter, images, prompt: str, gen_ids: list[list[int]]):
@@ -73,23 +58,9 @@ def hidden_states_at(adapter: LMMAdapter, images, prompt: str, gen_ids, position
     """For each layer, the (batch, hidden) states at prompt_len + position of every row."""
     inputs, prompt_lens = build_batch(adapter, images, prompt, gen_ids)
     index = torch.tensor([p + q for p, q in zip(prompt_lens, positions)], device=adapter.device)
-    rows = torch.arange(len(index), device=adapter.device)
-    found: dict[str, torch.Tensor] = {}
-
-    def hook_for(name):
-        def hook(module, args, output):
-            hidden = output[0] if isinstance(output, tuple) else output
-            found[name] = hidden[rows, index].float().cpu()
-
-        return hook
-
-    handles = [m.register_forward_hook(hook_for(L)) for L, m in _hook_modules(adapter, layers).items()]
-    try:
+    with read_states(adapter, layers, index) as found:
         # logits_to_keep=1: the LM head over the whole sequence is wasted work here.
         adapter.model(**inputs, use_cache=False, logits_to_keep=1)
-    finally:
-        for h in handles:
-            h.remove()
     return found
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmconcepts.lens import Lens
+from mmconcepts.atomic import atomic_path
+from mmconcepts.concepts.lens import Lens
+from mmconcepts.errors import MMConceptsError
 
 
 def most_activating(activations: np.ndarray, n: int) -> list[list[int]]:
@@ -23,11 +25,28 @@ def top_concepts(activations: np.ndarray, r: int) -> np.ndarray:
     return np.argsort(-activations, axis=1, kind="stable")[:, :r]
 
 
-def random_words(lens: Lens, counts: list[int], dim: int, seed: int) -> list[list[str]]:
-    rng = np.random.default_rng(seed)
-    directions = rng.standard_normal((len(counts), dim))
-    longest = max(counts, default=0)
-    return [words[:n] for words, n in zip(lens.top_words(directions, longest), counts)] if longest else [[] for _ in counts]
+def save_codes(path, codes: np.ndarray, sample_ids: list[str]) -> None:
+    """The test images' concept activations, solved once by ground and read by evaluate."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, codes=np.asarray(codes, dtype=np.float64), ids=np.array(sample_ids))
+
+
+def load_codes(path, sample_ids: list[str]) -> np.ndarray:
+    """The activations saved by ``save_codes``; they must be of these test samples, in this order."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            codes, ids = f["codes"], f["ids"].tolist()
+    except (OSError, ValueError, KeyError) as e:
+        raise MMConceptsError(f"{path}: cannot read the test codes ({e})") from None
+    if ids != list(sample_ids):
+        raise MMConceptsError(f"{path}: codes of other test samples than the feature store's ({len(ids)} against {len(sample_ids)})")
+    return codes
+
+
+def random_words(lens: Lens, counts: list[int], dim: int, layer: str, seed: int) -> list[list[str]]:
+    """Per count, that many words of a seeded Gaussian direction read at ``layer``."""
+    directions = np.random.default_rng(seed).standard_normal((len(counts), dim))
+    return [words[:n] for words, n in zip(lens.top_words(directions, max(counts, default=0), layer), counts)]
 
 
 def ground(
@@ -35,7 +54,7 @@ def ground(
     lens: Lens,
     train_samples: list[dict],
     test_samples: list[dict],
-    test_features: np.ndarray,
+    test_codes: np.ndarray,
     *,
     n_mas: int,
     n_words: int,
@@ -45,7 +64,8 @@ def ground(
 ) -> dict:
     V = np.asarray(dictionary.train_activations)
     U = np.asarray(dictionary.components_)
-    words = lens.top_words(U, n_words)
+    layer = str(dictionary.params["layer"])
+    words = lens.top_words(U, n_words, layer)
     mas = most_activating(V, n_mas)
     concepts = []
     for k in range(U.shape[0]):
@@ -67,7 +87,9 @@ def ground(
                 "frequency": float(np.mean(V[:, k] > 1e-12)),
             }
         )
-    A = np.asarray(dictionary.transform(test_features))
+    A = np.asarray(test_codes)
+    if A.shape != (len(test_samples), U.shape[0]):
+        raise MMConceptsError(f"test codes of shape {A.shape} for {len(test_samples)} test samples and {U.shape[0]} concepts")
     tops = top_concepts(A, min(top_r, U.shape[0]))
     test = [
         {
@@ -84,5 +106,5 @@ def ground(
         "n_test": int(A.shape[0]),
         "concepts": concepts,
         "test": test,
-        "random_words": random_words(lens, [len(w) for w in words], U.shape[1], seed),
+        "random_words": random_words(lens, [len(w) for w in words], U.shape[1], layer, seed),
     }

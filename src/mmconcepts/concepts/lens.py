@@ -2,13 +2,18 @@
 
 ``lens.npz`` holds the model's final norm (kind, weight, bias, eps), its
 unembedding matrix and, for every token id, the whole word it stands for or
-"" when it is not one. Concept words are then ``W_U · norm_final(u)`` filtered
-through that table, on the CPU, in milliseconds.
+"" when it is not one. A concept's words are its logits filtered through that
+table, on the CPU: ``W_U · norm_final(u)`` at a decoder block's output, and
+``W_U · u`` at layer ``final``, whose states are already past the final norm.
 
 A token counts as a whole word when it starts a word (SentencePiece ``▁`` or
-byte-level ``Ġ`` marker), its text is alphabetic, 3+ letters, not an English
-stopword, and the word occurs in the data set's ground-truth captions: the last
-test is what rules out word-start sub-word pieces such as ``▁eleph``.
+byte-level ``Ġ`` marker) and decodes to a word of the lexicon: the
+``lexicon_size`` most frequent English words of ``wordfreq`` that are 3+
+letters and not stopwords (scikit-learn's list). The lexicon never depends on
+the data set (test captions must not choose the words scored against them);
+wordfreq is frequency-ranked, maintained and offline, and a frequency cut-off
+rules out word-start sub-word pieces (``▁eleph``) as well as the obscure
+entries of a full dictionary that a random direction would otherwise surface.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import wordfreq
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from mmconcepts.atomic import atomic_path
@@ -25,27 +31,22 @@ from mmconcepts.errors import MMConceptsError
 
 WORD_START = ("▁", "Ġ", " ")
 ALPHA = re.compile(r"[a-z]{3,}")
+CHUNK_ROWS = 8192  # unembedding rows turned into float64 at a time
 
 
-def caption_vocabulary(captions: list[str]) -> set[str]:
-    return {w for c in captions for w in re.findall(r"[a-z]+", c.lower())}
+def lexicon(size: int) -> set[str]:
+    """The words a concept word may be: frequent English, 3+ letters, no stopwords."""
+    return {w for w in wordfreq.top_n_list("en", size) if ALPHA.fullmatch(w) and w not in ENGLISH_STOP_WORDS}
 
 
-def token_words(tokenizer, vocabulary: set[str]) -> list[str]:
-    """Per token id: the lower-cased whole word it decodes to, or ""."""
+def token_words(tokenizer, words: set[str]) -> list[str]:
+    """Per token id: the word of ``words`` it decodes to (lower-cased) when it starts a word, else ""."""
     raw = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    words = []
+    out = []
     for i, piece in enumerate(raw):
-        piece = piece or ""
         word = tokenizer.decode([i]).strip().lower()
-        ok = (
-            piece.startswith(WORD_START)
-            and ALPHA.fullmatch(word) is not None
-            and word not in ENGLISH_STOP_WORDS
-            and word in vocabulary
-        )
-        words.append(word if ok else "")
-    return words
+        out.append(word if (piece or "").startswith(WORD_START) and word in words else "")
+    return out
 
 
 def _norm_params(norm: torch.nn.Module) -> dict:
@@ -71,7 +72,13 @@ def apply_norm(x: np.ndarray, p: dict) -> np.ndarray:
     return x * scale * p["norm_weight"] + p["norm_bias"]
 
 
-def export_lens(adapter, vocabulary: set[str], out_path: str | Path) -> dict:
+def write_lens(out_path, unembedding: np.ndarray, bias: np.ndarray, words: list[str], norm: dict) -> None:
+    """Write ``lens.npz`` atomically; ``norm`` holds the norm_* arrays ``apply_norm`` reads."""
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, unembedding=np.asarray(unembedding, np.float32), unembedding_bias=bias, words=np.array(words), **norm)
+
+
+def export_lens(adapter, out_path: str | Path, *, lexicon_size: int = 50000) -> dict:
     """Write lens.npz after checking that our norm reproduces the model's own."""
     norm = adapter.final_norm()
     params = _norm_params(norm)
@@ -84,14 +91,16 @@ def export_lens(adapter, vocabulary: set[str], out_path: str | Path) -> dict:
     unembed = adapter.unembedding()
     W = unembed.weight.detach().float().cpu().numpy()
     b = unembed.bias.detach().float().cpu().numpy() if getattr(unembed, "bias", None) is not None else np.zeros(W.shape[0])
-    words = token_words(adapter.tokenizer, vocabulary)
+    words = token_words(adapter.tokenizer, lexicon(lexicon_size))
     if not any(words):
         # Concepts could not be named, and CLIPScore/BERTScore would have no text to score.
-        raise MMConceptsError("no token of the model's vocabulary is a whole word of the data set's captions")
-    words += [""] * (W.shape[0] - len(words))  # embedding rows padded beyond the tokenizer
-    with atomic_path(out_path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, unembedding=W, unembedding_bias=b, words=np.array(words[: W.shape[0]]), **params)
-    return {"vocab": W.shape[0], "words": sum(bool(w) for w in words)}
+        raise MMConceptsError(
+            f"no token of the model's vocabulary starts a word of the lexicon (the {lexicon_size} most frequent "
+            "English words, 3+ letters, no stopwords): raise lexicon_size or check the tokenizer"
+        )
+    words = (words + [""] * W.shape[0])[: W.shape[0]]  # embedding rows padded beyond the tokenizer
+    write_lens(out_path, W, b, words, params)
+    return {"vocab": W.shape[0], "words": sum(bool(w) for w in words), "lexicon_size": lexicon_size}
 
 
 class Lens:
@@ -103,20 +112,31 @@ class Lens:
             raise MMConceptsError(f"{path}: cannot read the lens ({e})") from None
         self.words = [str(w) for w in self.p["words"]]
 
-    def logits(self, vectors: np.ndarray) -> np.ndarray:
-        h = apply_norm(np.atleast_2d(vectors), self.p)
-        return h @ self.p["unembedding"].T.astype(np.float64) + self.p["unembedding_bias"]
+    def logits(self, vectors: np.ndarray, layer: str, *, chunk: int = CHUNK_ROWS) -> np.ndarray:
+        """Float64 logits of each vector read at ``layer`` (a block number or "final").
 
-    def top_words(self, vectors: np.ndarray, n: int) -> list[list[str]]:
-        """For each vector, its n highest-scoring distinct whole words."""
+        The float32 unembedding is widened a chunk of rows at a time: a whole float64
+        copy would be 4.4 GB for Qwen2-VL's 152k × 3584.
+        """
+        h = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+        if str(layer) != "final":
+            h = apply_norm(h, self.p)
+        W, b = self.p["unembedding"], self.p["unembedding_bias"]
+        out = np.empty((h.shape[0], W.shape[0]))
+        for s in range(0, W.shape[0], chunk):
+            out[:, s : s + chunk] = h @ W[s : s + chunk].astype(np.float64).T + b[s : s + chunk]
+        return out
+
+    def top_words(self, vectors: np.ndarray, n: int, layer: str) -> list[list[str]]:
+        """For each vector read at ``layer``, its n highest-scoring distinct whole words."""
         result = []
-        for row in self.logits(vectors):
+        for row in self.logits(vectors, layer):
             picked: list[str] = []
             for i in np.argsort(-row, kind="stable"):
+                if len(picked) >= n:
+                    break
                 w = self.words[i]
                 if w and w not in picked:
                     picked.append(w)
-                    if len(picked) == n:
-                        break
             result.append(picked)
         return result

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.worlds.karpathy import Sample
+from mmconcepts.data.karpathy import Sample
 
 GT_MATCH = ("any", "first")
 POSITIONS = ("predicting", "token")
@@ -31,7 +31,7 @@ def first_token_at(spans: list[list[int]], char: int) -> int:
     for i, (start, end) in enumerate(spans):
         if start <= char < end:
             return i
-    raise ValueError(f"character {char} is not covered by any token span")
+    raise MMConceptsError(f"character {char} is not covered by any token span")
 
 
 def select_samples(
@@ -65,7 +65,13 @@ def select_samples(
         counts["in_prediction"] += match is not None
         if not (match and in_gt):
             continue
-        q = first_token_at(row["spans"], match.start())
+        try:
+            q = first_token_at(row.get("spans", []), match.start())
+        except MMConceptsError as e:
+            raise MMConceptsError(
+                f"image {row['id']!r}: caption {row['caption']!r}: {e}; its token spans do not match the caption "
+                "(a captions file from another tokenizer or version? delete it to caption again)"
+            ) from None
         kept.append(
             {
                 "id": row["id"],

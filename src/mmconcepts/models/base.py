@@ -15,16 +15,11 @@ from typing import ClassVar
 import torch
 from PIL import Image
 
+from mmconcepts.device import resolve_device
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.models.paths import looks_local
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -42,6 +37,10 @@ class LMMAdapter:
     family: ClassVar[str]
     # Where the image placeholder goes relative to the instruction in the user turn.
     image_first: ClassVar[bool] = True
+    # Tokens that end the assistant's turn besides the tokenizer's EOS (e.g. Idefics2's <end_of_utterance>).
+    end_of_turn: ClassVar[tuple[str, ...]] = ()
+    # Tokens of the image markup, besides the config's image token, that a caption must never contain.
+    image_markup: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, path: str, *, dtype: str = "auto", device: str = "auto"):
         if looks_local(path) and not Path(path).expanduser().exists():
@@ -51,6 +50,16 @@ class LMMAdapter:
         self.dtype = resolve_dtype(dtype, self.device)
         self.processor = self.load_processor(path)
         self.model = self.load_model(path).eval()
+
+    @classmethod
+    def from_loaded(cls, model, processor) -> "LMMAdapter":
+        """An adapter around a model already in memory (the tiny LLaVA's quality gate, during training)."""
+        self = cls.__new__(cls)
+        self.path = None
+        self.processor, self.model = processor, model
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        return self
 
     # -- loading ---------------------------------------------------------------------
     def load_processor(self, path: str):
@@ -114,8 +123,19 @@ class LMMAdapter:
     def image_token_id(self) -> int | None:
         return getattr(self.model.config, "image_token_id", None) or getattr(self.model.config, "image_token_index", None)
 
+    def _token_ids(self, tokens: tuple[str, ...]) -> set[int]:
+        unk = self.tokenizer.unk_token_id
+        ids = {self.tokenizer.convert_tokens_to_ids(t) for t in tokens}
+        return {i for i in ids if i is not None and i != unk}
+
     def stop_token_ids(self) -> set[int]:
-        ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        """Tokens that end a caption: EOS, the family's end of turn, and the checkpoint's declared EOS ids."""
+        ids = {self.tokenizer.eos_token_id, *self._token_ids(self.end_of_turn)}
         eos = self.model.generation_config.eos_token_id
         ids.update(eos if isinstance(eos, list) else [eos])
+        return {i for i in ids if i is not None}
+
+    def never_generated_ids(self) -> set[int]:
+        """Image placeholder and markup tokens: a caption made of them would be read as an image."""
+        ids = {self.image_token_id(), *self._token_ids(self.image_markup)}
         return {i for i in ids if i is not None}

@@ -6,6 +6,8 @@ from mmconcepts.models.base import LMMAdapter
 class Idefics2Adapter(LMMAdapter):
     family = "idefics2"
     image_first = True
+    end_of_turn = ("<end_of_utterance>",)
+    image_markup = ("<fake_token_around_image>",)
 
     def model_class(self):
         from transformers import Idefics2ForConditionalGeneration

@@ -12,6 +12,8 @@ from mmconcepts.models.base import LMMAdapter
 class Qwen2VLAdapter(LMMAdapter):
     family = "qwen2_vl"
     image_first = True
+    end_of_turn = ("<|im_end|>",)
+    image_markup = ("<|vision_start|>", "<|vision_end|>", "<|video_pad|>")
 
     def model_class(self):
         from transformers import Qwen2VLForConditionalGeneration

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
-import jinja2
 
 from mmconcepts.atomic import atomic_path
 from mmconcepts.report.images import Thumbnails
 from mmconcepts.report.plots import layer_key, line_panels
-from mmconcepts.report.tables import lookup, mean_std, metric_table, recovery_rows
+from mmconcepts.report.templates import environment
+from mmconcepts.report.tables import fmt, lookup, parse_figure, metric_table, recovery_rows
 
 CARD_METHOD = "snmf"  # the paper's dictionary; the other methods are baselines shown in the tables
 N_TEST_IMAGES = 8
@@ -80,7 +78,7 @@ def _test_images(grounding: dict, k: int, thumbs: Thumbnails) -> list[dict]:
 
 
 def _series(runs: list[dict | None], path: tuple) -> list[float | None]:
-    return [mean_std(lookup(r, path))[0] if r else None for r in runs]
+    return [parse_figure(lookup(r, path))[0] if r else None for r in runs]
 
 
 def _plots(index: dict, layers: list[str], ks: list[int], focus_layer: str, focus_k: int) -> dict:
@@ -110,20 +108,11 @@ def _plots(index: dict, layers: list[str], ks: list[int], focus_layer: str, focu
     return plots
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render_report(out_path, *, header: dict, entries: list[dict], focus: dict) -> None:
     """Write the report of one model and word to ``out_path`` (atomically).
 
-    header: model, dataset, token, counts {train, test}, layers, methods, ks, version, date.
+    header: model, dataset, token, counts {train, test}, layers, methods, ks, version (no date:
+    the same inputs give the same file).
     entries: one {layer, method, k, grounding, metrics} per run. focus: {layer, k}, whose
     snmf concepts get cards (every K at that layer), test images and recovery table.
     """
@@ -148,7 +137,11 @@ def render_report(out_path, *, header: dict, entries: list[dict], focus: dict) -
     tests = _test_images(focus_run["grounding"], focus_k, thumbs) if focus_run else []
     recovery = lookup(focus_run, ("metrics", "recovery")) if focus_run else None
     recovery_table = (
-        {"mean": mean_std(recovery)[0], "rows": recovery_rows(recovery, focus_run["grounding"].get("concepts", []))}
+        {
+            "mean": fmt(parse_figure(recovery)[0]),
+            "probe_mean": fmt(parse_figure(recovery.get("probe_mean"))[0]),
+            "rows": recovery_rows(recovery, focus_run["grounding"].get("concepts", [])),
+        }
         if recovery
         else None
     )
@@ -165,7 +158,7 @@ def render_report(out_path, *, header: dict, entries: list[dict], focus: dict) -
         listed = ", ".join(thumbs.missing[:MISSING_LISTED]) + (" …" if len(thumbs.missing) > MISSING_LISTED else "")
         notes.append(f"{len(thumbs.missing)} image file(s) could not be read and are shown as placeholders: {listed}")
 
-    html = _environment().get_template("template.html.jinja2").render(
+    html = environment().get_template("concepts.html.jinja2").render(
         header=header,
         layers=layers,
         ks=ks,

@@ -1,4 +1,8 @@
-"""Metric tables: every method side by side at one layer and K, the best value per column in bold."""
+"""Metric tables: every method side by side at one layer and K, the best value per column in bold.
+
+A figure a method's metrics.json lacks (one that means nothing for that method) shows as "—"
+and takes no part in choosing the column's best.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ import math
 DECIMALS = 3
 
 # (group, sub-label, path into metrics.json, lower is better); a group spans its consecutive columns.
+# "{r}" in a sub-label is the number of concepts read per image, from metrics.json.
 COLUMNS = (
     ("CLIPScore ↑", "top-1", ("clipscore", "top1"), False),
-    ("CLIPScore ↑", "top-3", ("clipscore", "top3"), False),
+    ("CLIPScore ↑", "top-{r}", ("clipscore", "top_r"), False),
     ("BERTScore ↑", "top-1", ("bertscore", "top1"), False),
-    ("BERTScore ↑", "top-3", ("bertscore", "top3"), False),
+    ("BERTScore ↑", "top-{r}", ("bertscore", "top_r"), False),
     ("Overlap ↓", "", ("overlap",), True),
     ("Reconstruction ↓", "", ("reconstruction",), True),
     ("Sparsity ↑", "", ("sparsity",), False),
@@ -28,7 +33,7 @@ def lookup(d, path):
     return d
 
 
-def mean_std(value) -> tuple[float | None, float | None]:
+def parse_figure(value) -> tuple[float | None, float | None]:
     """A figure of metrics.json, either a bare number or {"mean", "std"}; (None, None) when absent."""
     if isinstance(value, dict):
         value, std = value.get("mean"), value.get("std")
@@ -70,9 +75,15 @@ def _header() -> list[dict]:
     return groups
 
 
+def _r_label(by_method: dict[str, dict]) -> str:
+    """The r of the top-r columns, or "r" when the methods' metrics.json do not agree on one."""
+    rs = {lookup(metrics, ("clipscore", "r")) for metrics in by_method.values()} - {None}
+    return str(rs.pop()) if len(rs) == 1 else "r"
+
+
 def metric_table(by_method: dict[str, dict]) -> dict:
     """Rows: each method's metrics.json (in the given order), then the reference rows that apply."""
-    figures = {m: [mean_std(lookup(metrics, path)) for _, _, path, _ in COLUMNS] for m, metrics in by_method.items()}
+    figures = {m: [parse_figure(lookup(metrics, path)) for _, _, path, _ in COLUMNS] for m, metrics in by_method.items()}
     flags = [best_flags([figures[m][j][0] for m in by_method], lower) for j, (_, _, _, lower) in enumerate(COLUMNS)]
     rows = [
         {"label": m, "kind": "method", "cells": [_cell(f, flags[j][i]) for j, f in enumerate(figures[m])]}
@@ -81,22 +92,23 @@ def metric_table(by_method: dict[str, dict]) -> dict:
     reference = by_method.get(REFERENCE_METHOD) or next(iter(by_method.values()), {})
     rnd = reference.get("random_words")
     if rnd:
-        cells = [_cell(mean_std(lookup(rnd, path))) for _, _, path, _ in COLUMNS]
+        cells = [_cell(parse_figure(lookup(rnd, path))) for _, _, path, _ in COLUMNS]
         rows.append({"label": "random words", "kind": "reference", "cells": cells})
-    gt = mean_std(lookup(reference, ("ground_truth", "clipscore")))
+    gt = parse_figure(lookup(reference, ("ground_truth", "clipscore")))
     if gt[0] is not None:
         # One score per image, so it stands for both CLIPScore columns.
         cells = [_cell(gt, span=2), *(_cell((None, None)) for _ in COLUMNS[2:])]
         rows.append({"label": "ground-truth captions", "kind": "reference", "cells": cells})
-    return {"groups": _header(), "subs": [sub for _, sub, _, _ in COLUMNS if sub], "rows": rows}
+    r = _r_label(by_method)
+    return {"groups": _header(), "subs": [sub.format(r=r) for _, sub, _, _ in COLUMNS if sub], "rows": rows}
 
 
 def recovery_rows(recovery: dict, concepts: list[dict]) -> list[dict]:
-    """The per-factor table, each best concept named by its first words."""
+    """The per-factor table, each best concept named by its first words, beside the linear probe."""
     words = {c["index"]: c.get("words", []) for c in concepts}
     rows = []
     for r in recovery.get("table", []):
-        auroc = mean_std(r.get("auroc"))[0]
+        auroc = parse_figure(r.get("auroc"))[0]
         rows.append(
             {
                 "factor": r.get("factor"),
@@ -104,6 +116,7 @@ def recovery_rows(recovery: dict, concepts: list[dict]) -> list[dict]:
                 "n_positive": r.get("n_positive"),
                 "auroc": fmt(auroc),
                 "auroc_pct": 0.0 if auroc is None else max(0.0, min(100.0, 100 * auroc)),
+                "probe": fmt(parse_figure(r.get("probe_auroc"))[0]),
                 "concept": r.get("concept"),
                 "words": ", ".join(words.get(r.get("concept"), [])[:4]),
             }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmconcepts.worlds.shapes import COLOURS, SHAPES, caption_tokens
+from mmconcepts.shapes.world import COLOURS, SHAPES, caption_tokens
 
 
 def _edit_distance(a: list[str], b: list[str]) -> int:

@@ -34,11 +34,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from mmconcepts.atomic import atomic_path
+from mmconcepts.device import set_threads
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.models.caption_quality import caption_quality
-from mmconcepts.models.tiny_llava_settings import LMM_DEFAULTS, PROMPT
-from mmconcepts.models.tiny_common import batch_order, merge_params, set_threads, warmup_cosine, world_factors, world_split
-from mmconcepts.worlds.karpathy import load_karpathy
+from mmconcepts.models.generation import greedy_generate
+from mmconcepts.models.llava import LlavaAdapter
+from mmconcepts.shapes.caption_quality import caption_quality
+from mmconcepts.shapes.llava_settings import LMM_DEFAULTS
+from mmconcepts.shapes.training import batch_order, merge_params, warmup_cosine, world_split
+from mmconcepts.data.karpathy import factors_of, load_karpathy
 
 PAD, BOS, EOS, IMAGE = "<pad>", "<s>", "</s>", "<image>"
 IGNORE = -100  # label of positions that carry no loss
@@ -155,11 +158,6 @@ def build_model(tokenizer, image_size: int, p: dict):
     return model
 
 
-def caption_prompt(processor, instruction: str) -> str:
-    conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]}]
-    return processor.apply_chat_template(conversation, add_generation_prompt=True)
-
-
 # -- training data ------------------------------------------------------------------------
 class CaptionData:
     """Pixel values of the training images and token ids of prompt and captions, ready to batch."""
@@ -254,17 +252,13 @@ def train_loop(model, data: CaptionData, p: dict, rng: np.random.Generator) -> l
 
 
 # -- the quality gate ----------------------------------------------------------------------
-@torch.no_grad()
-def generate_captions(model, processor, images, prompt: str, batch_size: int, max_new_tokens: int) -> list[str]:
-    """Greedy captions through the same calls the pipeline's LLaVA adapter makes."""
-    model.eval()
-    processor.tokenizer.padding_side = "left"
+def generate_captions(adapter, images, prompt: str, batch_size: int, max_new_tokens: int) -> list[str]:
+    """Greedy captions through the pipeline's own generation, as the workflow will caption."""
+    adapter.model.eval()
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc="caption test", mininterval=5):
-        batch = images[start : start + batch_size]
-        inputs = processor(images=batch, text=[prompt] * len(batch), return_tensors="pt", padding=True)
-        ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        out += [t.strip() for t in processor.batch_decode(ids[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)]
+        ids = greedy_generate(adapter, images[start : start + batch_size], prompt, max_new_tokens)
+        out += [t.strip() for t in adapter.tokenizer.batch_decode(ids, skip_special_tokens=True)]
     return out
 
 
@@ -282,7 +276,8 @@ def train_tiny_llava(world_dir, out_dir, **params) -> dict:
     tokenizer = build_tokenizer(all_captions, p["prompt"], p["max_vocab"])
     processor = build_processor(tokenizer, image_size, p["patch_size"])
     model = build_model(tokenizer, image_size, p)
-    prompt = caption_prompt(processor, p["prompt"])
+    adapter = LlavaAdapter.from_loaded(model, processor)
+    prompt = adapter.caption_prompt(p["prompt"])
     data = CaptionData(processor, train_images, train_samples, prompt)
     rng = np.random.default_rng(p["seed"])
     vision_losses = pretrain_vision(model, data, p, rng)
@@ -292,8 +287,8 @@ def train_tiny_llava(world_dir, out_dir, **params) -> dict:
     test_samples, test_images = world_split(world_dir, "test")
     if p["eval_images"]:
         test_samples, test_images = test_samples[: p["eval_images"]], test_images[: p["eval_images"]]
-    generated = generate_captions(model, processor, test_images, prompt, p["eval_batch_size"], p["max_new_tokens"])
-    quality = caption_quality(generated, [list(s.captions) for s in test_samples], world_factors(world_dir, test_samples))
+    generated = generate_captions(adapter, test_images, prompt, p["eval_batch_size"], p["max_new_tokens"])
+    quality = caption_quality(generated, [list(s.captions) for s in test_samples], factors_of(world_dir, [s.id for s in test_samples]))
     print(f"train_lmm quality gate: shape named right in {quality['shape_accuracy']:.1%} of {quality['images']} test captions, "
           f"word accuracy {quality['word_accuracy']:.1%}, exact match {quality['exact_match']:.1%}")
     if quality["shape_accuracy"] < p["min_shape_accuracy"]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import torch
 
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.images import open_rgb
-from mmconcepts.worlds.karpathy import Sample, load_factors, load_karpathy
+from mmconcepts.data.karpathy import Sample, load_karpathy
 
 
 def merge_params(defaults: dict, params: dict, where: str, positive=()) -> dict:
@@ -41,13 +40,6 @@ def merge_params(defaults: dict, params: dict, where: str, positive=()) -> dict:
     return p
 
 
-def set_threads(threads: int | None) -> None:
-    """Torch CPU threads: the setting, else MMCONCEPTS_THREADS, else torch's own choice."""
-    threads = threads or int(os.environ.get("MMCONCEPTS_THREADS", "0") or 0)
-    if threads:
-        torch.set_num_threads(threads)
-
-
 def world_split(world_dir, split: str) -> tuple[list[Sample], list]:
     """The samples of one split of a generated world and their images (RGB PIL)."""
     world_dir = Path(world_dir)
@@ -59,11 +51,6 @@ def world_split(world_dir, split: str) -> tuple[list[Sample], list]:
     if missing:
         raise MMConceptsError(f"{world_dir}: {len(missing)} unreadable image(s), e.g. {missing[0]}")
     return samples, images
-
-
-def world_factors(world_dir, samples: list[Sample]) -> list[dict]:
-    table = load_factors(world_dir)
-    return [table[s.id] for s in samples]
 
 
 def batch_order(rng: np.random.Generator, n: int, batch_size: int, steps: int):

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from mmconcepts.atomic import atomic_path
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.worlds.drawing import DRAWABLE, EXTENT, background, paint, shape_coverage
+from mmconcepts.shapes.drawing import DRAWABLE, EXTENT, background, paint, shape_coverage
 
 SHAPES = DRAWABLE  # circle, square, triangle, diamond, star, cross
 _RGB = {

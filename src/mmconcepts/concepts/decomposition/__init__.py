@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from mmconcepts.decomposition.baselines import KMeansDictionary, PCADictionary, RandomDictionary, SimpleDictionary
-from mmconcepts.decomposition.semi_nmf import SemiNMF
-from mmconcepts.decomposition.store import Dictionary, load_dictionary, save_dictionary
+from mmconcepts.concepts.decomposition.baselines import KMeansDictionary, PCADictionary, RandomDictionary, SimpleDictionary
+from mmconcepts.concepts.decomposition.semi_nmf import SemiNMF
+from mmconcepts.concepts.decomposition.store import Dictionary, load_dictionary, save_dictionary
+from mmconcepts.concepts.dictionary_methods import METHODS
 from mmconcepts.errors import MMConceptsError
 
-METHODS = ("snmf", "pca", "kmeans", "simple", "random")
 
-
-def make_decomposer(method: str, n_components: int, *, alpha=1.0, random_state=0, max_iter=None, device="auto"):
+def make_decomposer(method: str, n_components: int, *, alpha=1.0, random_state=0, max_iter=None, device="cpu"):
     """An unfitted estimator of ``method``; ``max_iter=None`` keeps the estimator's default.
 
     ``alpha`` and ``device`` apply to the lasso-coded methods (snmf, random), ``max_iter``

@@ -8,12 +8,6 @@ import torch
 from mmconcepts.errors import MMConceptsError
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def as_features(Z, *, device: torch.device | str = "cpu", name: str = "Z") -> torch.Tensor:
     """Z (samples × features, numpy or torch) as a float tensor on ``device``.
 

@@ -15,8 +15,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
-from mmconcepts.decomposition._input import as_features, check_fitted, check_n_components
-from mmconcepts.decomposition.coding import Features, LassoCoder, encode
+from mmconcepts.concepts.decomposition._input import as_features, check_fitted, check_n_components
+from mmconcepts.concepts.decomposition.coding import Features, LassoCoder, encode
 from mmconcepts.errors import MMConceptsError
 
 
@@ -130,7 +130,7 @@ class RandomDictionary(LassoCoder):
     The control for Semi-NMF: only the atoms differ. ``objective_`` is the Semi-NMF objective.
     """
 
-    def __init__(self, n_components=20, alpha=1.0, random_state=0, device="auto"):
+    def __init__(self, n_components=20, alpha=1.0, random_state=0, device="cpu"):
         self.n_components = n_components
         self.alpha = alpha
         self.random_state = random_state

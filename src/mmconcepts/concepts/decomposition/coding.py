@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from mmconcepts.decomposition._input import as_features, check_n_components, resolve_device
+from mmconcepts.concepts.decomposition._input import as_features, check_n_components
+from mmconcepts.device import resolve_device
 from mmconcepts.errors import MMConceptsError
 
 TRANSFORM_TOL = 1e-7  # KKT tolerance (relative to the problem's scale) of an exact code solve

@@ -15,18 +15,18 @@ from pathlib import Path
 import numpy as np
 
 from mmconcepts.atomic import atomic_path
-from mmconcepts.decomposition._input import as_features, check_fitted
-from mmconcepts.decomposition.baselines import centred_projection, inverse_distance
-from mmconcepts.decomposition.coding import lasso_codes
+from mmconcepts.concepts.decomposition._input import as_features, check_fitted
+from mmconcepts.concepts.decomposition.baselines import centred_projection, inverse_distance
+from mmconcepts.concepts.decomposition.coding import lasso_codes
+from mmconcepts.concepts.dictionary_methods import FACTS, METHODS
 from mmconcepts.errors import MMConceptsError
 
-LASSO_CODED = ("snmf", "random")
-KNOWN = LASSO_CODED + ("pca", "kmeans", "simple")
+LASSO_CODED = tuple(m for m in METHODS if FACTS[m].coding == "lasso")
 
 
 def save_dictionary(path, estimator, *, method: str, train_activations, sample_ids, params: dict) -> None:
     """Write ``path`` atomically from a fitted estimator of ``method``."""
-    if method not in KNOWN:
+    if method not in METHODS:
         raise MMConceptsError(f"{path}: unknown dictionary method {method!r}")
     V = np.asarray(train_activations)
     ids = [str(i) for i in sample_ids]
@@ -43,7 +43,7 @@ def save_dictionary(path, estimator, *, method: str, train_activations, sample_i
     }
     if method in LASSO_CODED:
         arrays["alpha"] = np.array(float(estimator.alpha))
-    if method == "pca":
+    if FACTS[method].coding == "projection":
         arrays["mean"] = np.asarray(estimator.mean_)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file handle: np.savez keeps the name as is
         np.savez(f, **arrays)
@@ -71,7 +71,7 @@ class Dictionary:
             return lasso_codes(Z, self.components_, self.alpha, "auto", f"the {self.method} dictionary")[0]
         X = as_features(Z).numpy()
         check_fitted(self, X.shape[1])
-        if self.method == "pca":
+        if FACTS[self.method].coding == "projection":
             return centred_projection(X, self.mean_, self.components_)
         return inverse_distance(X, self.components_)
 
@@ -83,6 +83,8 @@ def load_dictionary(path) -> Dictionary:
     try:
         with np.load(path, allow_pickle=False) as f:
             method = str(f["method"])
+            if method not in METHODS:
+                raise MMConceptsError(f"{path}: unknown dictionary method {method!r}")
             d = Dictionary(
                 method=method,
                 components_=f["components"],
@@ -92,11 +94,11 @@ def load_dictionary(path) -> Dictionary:
                 objective=float(f["objective"]),
                 n_iter=int(f["n_iter"]),
                 alpha=float(f["alpha"]) if method in LASSO_CODED else None,
-                mean_=f["mean"] if method == "pca" else None,
+                mean_=f["mean"] if FACTS[method].coding == "projection" else None,
             )
+    except MMConceptsError:
+        raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
         raise MMConceptsError(f"{path}: not a valid dictionary file ({type(e).__name__}: {e})") from None
-    if method not in KNOWN:
-        raise MMConceptsError(f"{path}: unknown dictionary method {method!r}")
     return d
 

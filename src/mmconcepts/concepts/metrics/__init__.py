@@ -1,10 +1,9 @@
 """Concept-dictionary metrics of DESIGN.md: CLIPScore, BERTScore, Overlap, Recovery."""
 
-from mmconcepts.metrics.bertscore import BertScorer
-from mmconcepts.metrics.clipscore import ClipScorer, clip_score, concept_text
-from mmconcepts.metrics.overlap import overlap
-from mmconcepts.metrics.recovery import recovery
-from mmconcepts.metrics.summary import mean_std
+from mmconcepts.concepts.metrics.bertscore import BertScorer
+from mmconcepts.concepts.metrics.clipscore import ClipScorer, clip_score, concept_text
+from mmconcepts.concepts.metrics.overlap import overlap
+from mmconcepts.concepts.metrics.recovery import probe_auroc, recovery
+from mmconcepts.concepts.metrics.summary import mean_std
 
-__all__ = ["BertScorer", "ClipScorer", "clip_score", "concept_text", "mean_std", "overlap", "recovery"]
-
+__all__ = ["BertScorer", "ClipScorer", "clip_score", "concept_text", "mean_std", "overlap", "probe_auroc", "recovery"]

@@ -1,0 +1,284 @@
+"""Commands of the concept pipeline (CoX-LMM), in the order the workflow runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mmconcepts.cli.registry import CLIP, DATA, HEADER, MODEL, OUT, THREADS, arg, command, dataset, json_arg
+from mmconcepts.device import set_threads
+from mmconcepts.errors import MMConceptsError
+
+INSTRUCTION = arg("--instruction", required=True, help="the captioning prompt's text")
+BATCH_SIZE = arg("--batch-size", type=int, default=16)
+DICTIONARY = arg("--dictionary", required=True, help="dictionary.npz of the decompose stage")
+TEST_FEATURES = arg("--test-features", required=True, help="Zarr store of the test split, at the dictionary's layer")
+TOP_R = arg("--top-r", type=int, default=3, help="concepts read per test image")
+
+
+def _adapter(a):
+    from mmconcepts.models.registry import load_adapter
+
+    set_threads(a.threads)
+    return load_adapter(a.adapter, a.model, dtype=a.dtype, device=a.device)
+
+
+@command(
+    "captions",
+    "caption every image of a split",
+    OUT, THREADS, MODEL, DATA, INSTRUCTION, BATCH_SIZE,
+    arg("--split", required=True),
+    arg("--limit", type=int, default=0, help="at most this many images; 0: all"),
+    arg("--max-new-tokens", type=int, default=32),
+)  # fmt: skip
+def captions(a):
+    from mmconcepts.concepts.captioning import caption_split
+
+    samples = dataset(a, split=a.split, limit=a.limit or None)
+    if not samples:
+        raise MMConceptsError(f"{a.gt}: no images in split {a.split!r}")
+    counts = caption_split(
+        _adapter(a), samples, a.out, instruction=a.instruction, batch_size=a.batch_size, max_new_tokens=a.max_new_tokens
+    )
+    print(json.dumps(counts))
+
+
+@command(
+    "select",
+    "keep the samples whose generated and ground-truth captions contain the word",
+    OUT, DATA,
+    arg("--captions", required=True),
+    arg("--split", required=True),
+    arg("--word", required=True),
+    arg("--aliases", type=json_arg, default=[], help="JSON list of other forms of the word"),
+    arg("--gt-match", default="any"),
+    arg("--position", default="predicting"),
+)  # fmt: skip
+def select(a):
+    from mmconcepts.atomic import write_json
+    from mmconcepts.concepts.captioning import read_captions
+    from mmconcepts.concepts.selection import require_enough, select_samples
+
+    gt = {s.id: s for s in dataset(a, split=a.split)}
+    sel = select_samples(
+        read_captions(a.captions), gt, a.word, aliases=a.aliases, gt_match=a.gt_match, position=a.position
+    )
+    require_enough(sel, 1, a.split)
+    write_json(a.out, {"split": a.split, **sel}, indent=None)
+    print(json.dumps(sel["counts"]))
+
+
+@command(
+    "lens",
+    "export the model's final norm, unembedding and whole-word table",
+    OUT, THREADS, MODEL,
+    arg("--lexicon-size", type=int, default=50000, help="the most frequent English words a concept word may be"),
+)  # fmt: skip
+def lens(a):
+    from mmconcepts.concepts.lens import export_lens
+
+    print(json.dumps(export_lens(_adapter(a), a.out, lexicon_size=a.lexicon_size)))
+
+
+@command(
+    "extract",
+    "hidden states at the word's position, every layer from one pass",
+    THREADS, MODEL, INSTRUCTION, BATCH_SIZE,
+    arg("--out", required=True, nargs="+", help="one Zarr store per layer"),
+    arg("--samples", required=True),
+    arg("--layers", nargs="+", required=True),
+    arg("--store-dtype", default="float32", choices=["float32", "float16"]),
+)  # fmt: skip
+def extract(a):
+    from mmconcepts.atomic import read_json
+    from mmconcepts.concepts.extraction import extract_features
+
+    if len(a.layers) != len(a.out):
+        raise MMConceptsError(f"{len(a.layers)} layers but {len(a.out)} output stores")
+    extract_features(
+        _adapter(a),
+        read_json(a.samples),
+        {L: Path(o) for L, o in zip(a.layers, a.out)},
+        instruction=a.instruction,
+        batch_size=a.batch_size,
+        dtype=a.store_dtype,
+        attrs={"model": a.model, "adapter": a.adapter},
+    )
+
+
+@command(
+    "decompose",
+    "learn the concept dictionary on the train features",
+    OUT, THREADS,
+    arg("--features", required=True),
+    arg("--samples", required=True, help="the train selection (its counts explain a K too large)"),
+    arg("--method", required=True),
+    arg("--k", type=int, required=True),
+    arg("--alpha", type=float, default=1.0),
+    arg("--max-iter", type=int, default=None),
+    arg("--seed", type=int, default=0),
+    arg("--device", default="cpu", help="cpu (default) or cuda"),
+)  # fmt: skip
+def decompose(a):
+    from mmconcepts.atomic import read_json
+    from mmconcepts.concepts.decomposition import make_decomposer, save_dictionary
+    from mmconcepts.concepts.extraction import read_features
+    from mmconcepts.concepts.selection import require_enough
+
+    require_enough(read_json(a.samples), a.k, "train")
+    Z, attrs = read_features(a.features)
+    set_threads(a.threads)
+    est = make_decomposer(a.method, a.k, alpha=a.alpha, random_state=a.seed, max_iter=a.max_iter, device=a.device)
+    V = est.fit_transform(Z)
+    params = {"k": a.k, "alpha": a.alpha, "seed": a.seed, "max_iter": a.max_iter, "layer": attrs["layer"]}
+    save_dictionary(a.out, est, method=a.method, train_activations=V, sample_ids=attrs["sample_ids"], params=params)
+
+
+@command(
+    "embed",
+    "CLIP image embeddings of the kept test images, and the ground-truth captions' CLIPScore",
+    OUT, THREADS, DATA, CLIP,
+    arg("--samples", required=True),
+)  # fmt: skip
+def embed(a):
+    import numpy as np
+
+    from mmconcepts.atomic import atomic_path, read_json
+    from mmconcepts.concepts.metrics import ClipScorer, clip_score
+    from mmconcepts.models.clip import load_clip
+
+    samples = read_json(a.samples)["samples"]
+    gt = {s.id: s for s in dataset(a)}
+    set_threads(a.threads)
+    scorer = ClipScorer(*load_clip(a.clip), name=a.clip["name"])
+    image_emb = scorer.encode_images([s["image"] for s in samples])
+    gt_scores = np.array(
+        [clip_score(image_emb[i : i + 1], scorer.encode_texts(list(gt[s["id"]].captions))).mean() for i, s in enumerate(samples)]
+    )
+    with atomic_path(a.out) as tmp, open(tmp, "wb") as f:
+        np.savez(f, ids=np.array([s["id"] for s in samples]), image_emb=image_emb, gt_clipscore=gt_scores)
+
+
+@command(
+    "ground",
+    "ground every concept in images and words; code the test images once",
+    OUT, HEADER, DICTIONARY, TEST_FEATURES, TOP_R,
+    arg("--codes", required=True, help="where the test images' concept activations go (npz)"),
+    arg("--lens", required=True),
+    arg("--train-samples", required=True),
+    arg("--test-samples", required=True),
+    arg("--n-mas", type=int, default=5),
+    arg("--n-words", type=int, default=15),
+    arg("--seed", type=int, default=0),
+)  # fmt: skip
+def ground(a):
+    from mmconcepts.atomic import read_json, write_json
+    from mmconcepts.concepts.decomposition import load_dictionary
+    from mmconcepts.concepts.extraction import read_features
+    from mmconcepts.concepts.grounding import ground, save_codes
+    from mmconcepts.concepts.lens import Lens
+
+    d = load_dictionary(a.dictionary)
+    train = {s["id"]: s for s in read_json(a.train_samples)["samples"]}
+    test = {s["id"]: s for s in read_json(a.test_samples)["samples"]}
+    Z, attrs = read_features(a.test_features)
+    codes = d.transform(Z)
+    out = ground(
+        d,
+        Lens(a.lens),
+        [train[i] for i in d.sample_ids],
+        [test[i] for i in attrs["sample_ids"]],
+        codes,
+        n_mas=a.n_mas,
+        n_words=a.n_words,
+        top_r=a.top_r,
+        seed=a.seed,
+        header=a.header,
+    )
+    save_codes(a.codes, codes, attrs["sample_ids"])
+    write_json(a.out, out, indent=None)
+
+
+@command(
+    "evaluate",
+    "score a dictionary on the test split",
+    OUT, THREADS, HEADER, DATA, CLIP, DICTIONARY, TEST_FEATURES, TOP_R,
+    arg("--grounding", required=True),
+    arg("--codes", required=True, help="the test images' concept activations, from ground"),
+    arg("--embeddings", required=True),
+    arg("--factors", default=None, help="factors.json of a generated world"),
+    arg("--bertscore-model", default="minilm"),
+    arg("--bertscore-layers", type=int, default=None),
+)  # fmt: skip
+def evaluate(a):
+    import numpy as np
+
+    from mmconcepts.atomic import read_json, write_json
+    from mmconcepts.concepts.decomposition import load_dictionary
+    from mmconcepts.concepts.evaluation import evaluate
+    from mmconcepts.concepts.extraction import read_features
+    from mmconcepts.concepts.grounding import load_codes
+    from mmconcepts.concepts.metrics import BertScorer, ClipScorer
+    from mmconcepts.models.clip import load_clip
+
+    Z, attrs = read_features(a.test_features)
+    codes = load_codes(a.codes, attrs["sample_ids"])
+    with np.load(a.embeddings, allow_pickle=False) as f:
+        emb = {k: f[k] for k in f.files}
+    if emb["ids"].tolist() != attrs["sample_ids"]:
+        raise MMConceptsError(f"{a.embeddings} and {a.test_features} list different test samples")
+    gt = {s.id: s for s in dataset(a)}
+    factors = None
+    if a.factors:
+        from mmconcepts.data.karpathy import factors_of
+
+        factors = factors_of(a.factors, attrs["sample_ids"])
+    set_threads(a.threads)
+    clip = ClipScorer(*load_clip(a.clip), name=a.clip["name"])
+    metrics = evaluate(
+        load_dictionary(a.dictionary),
+        read_json(a.grounding),
+        Z,
+        codes,
+        image_emb=emb["image_emb"],
+        gt_clipscore=emb["gt_clipscore"],
+        encode_texts=clip.encode_texts,
+        bert=BertScorer(a.bertscore_model, num_layers=a.bertscore_layers),
+        references=[list(gt[i].captions) for i in attrs["sample_ids"]],
+        factors=factors,
+        top_r=a.top_r,
+        header=a.header,
+    )
+    write_json(a.out, metrics)
+
+
+@command(
+    "report",
+    "write the HTML report of one model and word",
+    OUT, HEADER,
+    arg("--grounding", nargs="+", required=True),
+    arg("--metrics", nargs="+", required=True),
+    arg("--train-samples", required=True),
+    arg("--test-samples", required=True),
+    arg("--focus", type=json_arg, required=True, help='{"layer": "4", "k": 20}'),
+)  # fmt: skip
+def report(a):
+    from mmconcepts import __version__
+    from mmconcepts.atomic import read_json
+    from mmconcepts.report.render import render_report
+
+    if len(a.grounding) != len(a.metrics):
+        raise MMConceptsError(f"{len(a.grounding)} grounding files but {len(a.metrics)} metrics files")
+    entries = []
+    for g, m in zip(a.grounding, a.metrics):
+        metrics = read_json(m)
+        entries.append(
+            {"layer": metrics["layer"], "method": metrics["method"], "k": metrics["k"], "grounding": read_json(g), "metrics": metrics}
+        )
+    # No date: two runs of the same config give the same file.
+    header = {
+        **a.header,
+        "counts": {"train": read_json(a.train_samples)["counts"], "test": read_json(a.test_samples)["counts"]},
+        "version": __version__,
+    }
+    render_report(a.out, header=header, entries=entries, focus=a.focus)

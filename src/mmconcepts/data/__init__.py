@@ -1,0 +1,1 @@
+"""Loaders of the data sets the systems run on (Karpathy caption files, ...)."""

@@ -1,0 +1,37 @@
+"""Config checks that need no Snakemake run: the schema against the code's defaults, model depths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from mmconcepts.config_checks import model_depth
+from mmconcepts.shapes.clip import CLIP_DEFAULTS
+from mmconcepts.shapes.llava_settings import LMM_DEFAULTS
+
+SCHEMA = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+
+
+def test_schema_lists_exactly_the_training_keys_the_trainers_know():
+    props = SCHEMA["properties"]
+    assert set(props["train_lmm"]["properties"]) == set(LMM_DEFAULTS)
+    assert set(props["train_clip"]["properties"]) == set(CLIP_DEFAULTS)
+    assert props["train_lmm"]["additionalProperties"] is props["train_clip"]["additionalProperties"] is False
+
+
+def test_model_depth_reads_a_local_checkpoints_config(tmp_path):
+    nested, flat, other = tmp_path / "nested", tmp_path / "flat", tmp_path / "other"
+    for folder, cfg in ((nested, {"text_config": {"num_hidden_layers": 32}}), (flat, {"num_hidden_layers": 28}), (other, {})):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(cfg))
+    config = {"train_lmm": {}}
+    assert model_depth(str(nested), config) == 32  # LLaVA, Idefics2: the text model's depth
+    assert model_depth(str(flat), config) == 28  # Qwen2-VL's older layout
+    assert model_depth(str(other), config) is None  # unknown until loaded: extract checks it then
+
+
+def test_the_tiny_llavas_depth_comes_from_its_training_settings():
+    assert model_depth("resources/models/shapes-llava", {"train_lmm": {"text_layers": 6}}) == 6
+    assert model_depth("resources/models/shapes-llava", {"train_lmm": {}}) == LMM_DEFAULTS["text_layers"]
