@@ -20,6 +20,8 @@ include: "workflow/rules/world.smk"
 include: "workflow/rules/captions.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/dictionary.smk"
+include: "workflow/rules/shift.smk"
+include: "workflow/rules/steering.smk"
 include: "workflow/rules/report.smk"
 
 

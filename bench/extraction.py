@@ -61,18 +61,23 @@ def best_rates(fn, items: list, batch_size: int, repeats: int) -> tuple[float, f
     return max(r[0] for r in runs), max(r[1] for r in runs)
 
 
-def main() -> None:
-    from mmconcepts.models.generation import greedy_generate
-    from mmconcepts.concepts.extraction import hidden_states_at
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments the generation benchmarks share: model, images, batch size, repeats."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("model", nargs="?", type=Path, default=REPO / "resources/models/shapes-llava")
     ap.add_argument("--world", type=Path, default=REPO / "resources/worlds/shapes")
     ap.add_argument("--images", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--repeats", type=int, default=3)
-    a = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    from mmconcepts.concepts.extraction import hidden_states_at
+    from mmconcepts.models.generation import greedy_generate
+
+    a = parser(__doc__).parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         adapter, model_desc = load_model(a.model, Path(tmp))

@@ -9,7 +9,7 @@ import yaml
 
 from mmconcepts.config_checks import model_depth
 from mmconcepts.shapes.clip import CLIP_DEFAULTS
-from mmconcepts.shapes.llava_settings import LMM_DEFAULTS
+from mmconcepts.shapes.llava_settings import FINETUNE_DEFAULTS, LMM_DEFAULTS
 
 SCHEMA = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
 
@@ -18,6 +18,8 @@ def test_schema_lists_exactly_the_training_keys_the_trainers_know():
     props = SCHEMA["properties"]
     assert set(props["train_lmm"]["properties"]) == set(LMM_DEFAULTS)
     assert set(props["train_clip"]["properties"]) == set(CLIP_DEFAULTS)
+    assert set(props["finetune_lmm"]["properties"]) == set(FINETUNE_DEFAULTS)
+    assert props["finetune_lmm"]["additionalProperties"] is False
     assert props["train_lmm"]["additionalProperties"] is props["train_clip"]["additionalProperties"] is False
 
 
@@ -35,3 +37,14 @@ def test_model_depth_reads_a_local_checkpoints_config(tmp_path):
 def test_the_tiny_llavas_depth_comes_from_its_training_settings():
     assert model_depth("resources/models/shapes-llava", {"train_lmm": {"text_layers": 6}}) == 6
     assert model_depth("resources/models/shapes-llava", {"train_lmm": {}}) == LMM_DEFAULTS["text_layers"]
+
+
+def test_a_fine_tune_not_built_yet_is_as_deep_as_its_base():
+    config = {
+        "train_lmm": {"text_layers": 6},
+        "models": {
+            "shapes-llava": {"path": "resources/models/shapes-llava"},
+            "tuned": {"path": "resources/models/tuned", "finetune": {"from": "shapes-llava", "style": "places"}},
+        },
+    }
+    assert model_depth("resources/models/tuned", config) == 6

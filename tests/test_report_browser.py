@@ -56,3 +56,23 @@ def test_the_workflows_own_report_renders_cleanly(micro_run, tmp_path):
     assert page["card_count"] == 4
     assert page["images_total"] >= 4 * 5 and page["images_broken"] == []
     assert page["console_errors"] == [] and page["external_requests"] == []
+
+
+def test_the_shift_report_renders_cleanly(micro_run, tmp_path):
+    """The micro run's shift report: one card per concept with samples, every thumbnail loaded."""
+    import json
+
+    run = json.loads((micro_run / "results/shift/shapes-llava--shapes-llava-places/circle/layerfinal/kmeans/k4/shift.json").read_text())
+    live = [c for c in run["concepts"] if c["n_samples"]]
+    page = inspect_page(micro_run / "results/shift/shapes-llava--shapes-llava-places/circle/report.html", tmp_path / "shift.png")
+    assert page["card_count"] == len(live) >= 1
+    assert page["images_total"] >= sum(len(c["mas_original"]) + len(c["mas_shifted"]) for c in live) + 1  # + the scatter plot
+    assert page["images_broken"] == []
+    assert page["console_errors"] == [] and page["external_requests"] == [] and page["scripts"] == 0
+
+
+@pytest.mark.parametrize("name", ["shapes-yes-to-no", "shapes-to-red"])
+def test_the_steering_reports_render_cleanly(micro_run, tmp_path, name):
+    page = inspect_page(micro_run / f"results/steering/{name}/report.html", tmp_path / f"{name}.png")
+    assert page["images_total"] >= 2 and page["images_broken"] == []  # the sweep plot and the examples' images
+    assert page["console_errors"] == [] and page["external_requests"] == [] and page["scripts"] == 0

@@ -32,6 +32,9 @@ QUICK_LMM = {
     "eval_batch_size": 4,
     "max_new_tokens": 6,
     "min_shape_accuracy": 0,
+    "min_vqa_accuracy": 0,
+    "vqa_steps": 2,
+    "vqa_batch_size": 4,
 }
 QUICK_CLIP = {"steps": 2, "batch_size": 8, "warmup": 1}
 
@@ -127,6 +130,19 @@ def test_quality_gate_fails_a_bad_model(world, tmp_path):
     with pytest.raises(MMConceptsError, match="min_shape_accuracy"):
         train_tiny_llava(world, tmp_path / "x", **{**QUICK_LMM, "steps": 1, "min_shape_accuracy": 1.0})
     assert not (tmp_path / "x").exists()
+
+
+def test_vqa_gate_fails_a_model_that_cannot_answer(world, tmp_path):
+    with pytest.raises(MMConceptsError, match="min_vqa_accuracy"):
+        train_tiny_llava(world, tmp_path / "x", **{**QUICK_LMM, "steps": 1, "min_vqa_accuracy": 1.0})
+    assert not (tmp_path / "x").exists()
+
+
+def test_lmm_reports_vqa_accuracy_per_answer_type(lmm_dir):
+    quality = json.loads((lmm_dir / "training.json").read_text())["quality"]["vqa"]
+    assert set(quality["by_type"]) == {"yes/no", "number", "other"}
+    assert quality["n"] == 3 * 4  # three questions per test image, four test images checked
+    assert 0 <= quality["overall"] <= 1
 
 
 def test_caption_quality():

@@ -54,7 +54,13 @@ def test_full_run_from_empty_results(micro_run):
     # The front page links the report, by a relative link that resolves.
     index = (micro_run / "results/index.html").read_text()
     links = re.findall(r'<a class="report" href="([^"]+)"', index)
-    assert links == ["shapes-llava/circle/report.html"] and (micro_run / "results" / links[0]).is_file()
+    assert links == [
+        "shapes-llava/circle/report.html",
+        "shift/shapes-llava--shapes-llava-places/circle/report.html",
+        "steering/shapes-to-red/report.html",
+        "steering/shapes-yes-to-no/report.html",
+    ]
+    assert all((micro_run / "results" / link).is_file() for link in links)
     # No temporary output survived anywhere.
     assert not list((micro_run / "results").rglob("*.tmp-*"))
 
@@ -244,4 +250,4 @@ def test_snakemake_report_gathers_reports_and_metrics(micro_run, tmp_path):
     snakemake(micro_run, "--report", str(tmp_path / "report.zip"))
     names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
     gathered = sorted(Path(n).name for n in names if "/data/raw/" in n)  # the files flagged with report()
-    assert gathered == ["metrics.json"] * 10 + ["report.html"]
+    assert gathered == ["metrics.json"] * 10 + ["report.html"] * 4  # concepts, shift, two steering reports

@@ -14,6 +14,7 @@ from PIL import Image
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.data.karpathy import load_factors, load_karpathy
 from mmconcepts.shapes.drawing import shape_coverage
+from mmconcepts.shapes.styles import MOODS, PLACES
 from mmconcepts.shapes.world import COLOURS, SHAPES, WORLD_DEFAULTS, generate_world, layout, sample_factors, world_params
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -37,7 +38,8 @@ def test_same_seed_gives_identical_files(world, tmp_path):
     again = tmp_path / "again"
     generate_world(again, seed=3, **SMALL)
     assert digest(again) == digest(world)
-    assert len(digest(world)) == 45 + 2
+    # images, captions and factors, two styles' captions and facts, VQA questions and annotations of 3 splits
+    assert len(digest(world)) == 45 + 2 + 2 * 2 + 3 * 2
 
 
 def test_different_seed_gives_different_images(world, tmp_path):
@@ -118,6 +120,7 @@ def test_no_second_object_without_probability(tmp_path):
         ({"image_size": 8}, "image_size"),
         ({"n_images": 10}, "n_images"),
         ({"captions_per_image": True}, "captions_per_image"),
+        ({"styles": ["pirate"]}, "styles"),
     ],
 )
 def test_bad_params_name_the_key(tmp_path, params, key):
@@ -130,3 +133,61 @@ def test_vocabularies_are_complete():
     assert {"circle", "square"} <= set(SHAPES) and len(SHAPES) >= 4
     assert len(COLOURS) >= 6
     assert WORLD_DEFAULTS["shapes"] == list(SHAPES)
+
+
+def test_style_captions_plant_their_words_on_the_same_images(world):
+    factors = load_factors(world)
+    plain = load_karpathy(world / "captions.json", world)
+    plain_words = {w for s in plain for c in s.captions for w in c.lower().replace(",", " ").rstrip(".").split()}
+    for style, factor, phrases in (("places", "background", PLACES), ("sentiment", "colour", MOODS)):
+        styled = load_karpathy(world / "styles" / style / "captions.json", world)
+        assert [(s.id, s.path, s.split) for s in styled] == [(s.id, s.path, s.split) for s in plain]
+        info = json.loads((world / "styles" / style / "style.json").read_text())
+        assert info["factor"] == factor
+        for s in styled:
+            f = factors[s.id]
+            for caption in s.captions:
+                words = caption.lower().replace(",", " ").rstrip(".").split()
+                # the planted phrase of the image's own factor value, and the main object still named first
+                assert phrases[f[factor]] in caption.lower(), (caption, f)
+                assert next(w for w in words if w in SHAPES) == f["shape"] and f["colour"] in words
+        planted = set(info["planted_words"])
+        assert planted and not planted & plain_words  # planted words are new to the plain captions
+        assert planted == {w for v in info["planted"].values() for w in v}
+
+
+def test_places_put_the_background_first():
+    from mmconcepts.shapes.styles import styled_captions
+    from mmconcepts.shapes.world import phrases
+
+    f = {"shape": "star", "colour": "red", "size": "small", "position": "left", "background": "grass",
+         "second_shape": "none", "second_colour": "none"}  # fmt: skip
+    for caption in styled_captions("places", np.random.default_rng(0), phrases(f), f, 6):
+        assert caption.startswith("In a grassy meadow, "), caption
+
+
+def test_vqa_questions_are_answered_by_the_factors_and_yes_no_is_balanced(tmp_path):
+    from mmconcepts.data.vqav2 import image_path, load_vqa
+    from mmconcepts.shapes.vqa import IMAGE_PATTERN
+
+    out = tmp_path / "w"
+    generate_world(out, n_train=200, n_val=0, n_test=10, image_size=32)
+    factors = load_factors(out)
+    questions = load_vqa(out / "vqa/train_questions.json", out / "vqa/train_annotations.json")
+    assert len(questions) == 3 * 200
+    yes_no = [q for q in questions if q.answer_type == "yes/no"]
+    assert 0.4 < sum(q.answers[0] == "yes" for q in yes_no) / len(yes_no) < 0.6
+    for q in questions:
+        f = factors[q.image_id]
+        assert image_path(q.image_id, out / "images", IMAGE_PATTERN).is_file()
+        assert len(q.answers) == 10 and q.multiple_choice_answer == q.answers[0]
+        text = q.question.lower().rstrip("?")
+        if q.answer_type == "yes/no":
+            asked = text.split()[-1]
+            assert (q.answers[0] == "yes") == (asked in (f["shape"], f["second_shape"])), (q, f)
+        elif q.answer_type == "number":
+            assert q.answers[0] == str(1 + (f["second_shape"] != "none"))
+        elif text.startswith("what colour is the"):
+            assert text.split()[-1] == f["shape"] and q.answers[0] == f["colour"]
+        else:
+            assert q.answers[0] == f["background"] and f["second_shape"] == f["shape"]

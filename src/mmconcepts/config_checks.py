@@ -87,6 +87,11 @@ def model_depth(path: str, config: dict) -> int | None:
 
     if path.rstrip("/") == LMM_DIR:
         return config["train_lmm"].get("text_layers", LMM_DEFAULTS["text_layers"])
+    models = config.get("models", {})
+    for model in models.values():  # a fine-tune not built yet is as deep as its base
+        base = models.get(model.get("finetune", {}).get("from"))
+        if model["path"].rstrip("/") == path.rstrip("/") and base is not None and base is not model:
+            return model_depth(base["path"], config)
     if looks_local(path):
         return _text_depth(Path(path).expanduser() / "config.json")
     from huggingface_hub import try_to_load_from_cache
@@ -111,10 +116,83 @@ def _check_layers(name: str, model: dict, config: dict) -> None:
         raise MMConceptsError(f"models.{name}.report_layer: {focus!r} is not one of its layers {layers}")
 
 
+def finetune_dir(name: str) -> str:
+    """Where rule finetune_lmm writes the fine-tune of model entry ``name``."""
+    return f"resources/models/{name}"
+
+
+def _check_finetune(name: str, model: dict, config: dict, styles: list[str]) -> None:
+    ft = model["finetune"]
+    base = config["models"].get(ft["from"])
+    if base is None or ft["from"] == name:
+        raise MMConceptsError(
+            f"models.{name}.finetune.from: {ft['from']!r} is not another model entry ({', '.join(config['models'])})"
+        )
+    if "finetune" in base:
+        raise MMConceptsError(f"models.{name}.finetune.from: {ft['from']!r} is itself a fine-tune; fine-tune its base")
+    if ft["style"] not in styles:
+        raise MMConceptsError(
+            f"models.{name}.finetune.style: unknown style {ft['style']!r}; the world writes: {', '.join(styles) or 'none'} (world.styles)"
+        )
+    if model["path"].rstrip("/") != finetune_dir(name):
+        raise MMConceptsError(
+            f"models.{name}.path: a fine-tune built by the workflow lives in {finetune_dir(name)}, not {model['path']}"
+        )
+
+
+def _check_shift(name: str, shift: dict, config: dict) -> None:
+    from mmconcepts.concepts.dictionary_methods import METHODS
+
+    models = config["models"]
+    for role in ("original", "finetuned"):
+        if shift[role] not in models:
+            raise MMConceptsError(f"shifts.{name}.{role}: {shift[role]!r} is not a model entry ({', '.join(models)})")
+    a, b = models[shift["original"]], models[shift["finetuned"]]
+    if shift["original"] == shift["finetuned"]:
+        raise MMConceptsError(f"shifts.{name}: original and finetuned are the same model {shift['original']!r}")
+    if a["dataset"] != b["dataset"]:
+        raise MMConceptsError(
+            f"shifts.{name}: the two models caption different data sets ({a['dataset']!r}, {b['dataset']!r}); "
+            "a shift compares the same samples"
+        )
+    for role, m in (("original", a), ("finetuned", b)):
+        have = [str(x) for x in m["layers"]]
+        missing = [str(x) for x in shift["layers"] if str(x) not in have]
+        if missing:
+            raise MMConceptsError(
+                f"shifts.{name}.layers: {missing} not extracted for the {role} model {shift[role]!r} "
+                f"(models.{shift[role]}.layers = {have})"
+            )
+    if shift["method"] not in METHODS:
+        raise MMConceptsError(f"shifts.{name}.method: unknown method {shift['method']!r}; known: {', '.join(METHODS)}")
+
+
+def _check_steering(name: str, entry: dict, config: dict) -> None:
+    from mmconcepts.steering.specs import parse_set
+
+    model = config["models"].get(entry["model"])
+    if model is None:
+        raise MMConceptsError(f"steering.{name}.model: {entry['model']!r} is not a model entry ({', '.join(config['models'])})")
+    kinds = {role: parse_set(entry[role], f"steering.{name}.{role}")[0] for role in ("base", "target")}
+    if entry["task"] == "vqa":
+        if set(kinds.values()) != {"answer"}:
+            raise MMConceptsError(f"steering.{name}: a vqa entry steers between two answers: base and target must be {{answer: X}}")
+        vqa = config["datasets"][model["dataset"]].get("vqa", {})
+        missing = [split for split in ("train", "val") if split not in vqa]
+        if missing:
+            raise MMConceptsError(f"steering.{name}: datasets.{model['dataset']}.vqa has no {missing} questions (train: sets, val: steering)")
+    elif kinds["target"] != "word" or kinds["base"] == "answer":
+        raise MMConceptsError(f"steering.{name}: a captions entry steers toward a word: target {{word: W}}, base {{word: W}} or before_eos")
+    depth = model_depth(model["path"], config)
+    beyond = [str(x) for x in entry["layers"] if str(x) != "final" and depth is not None and int(x) > depth]
+    if beyond:
+        raise MMConceptsError(f"steering.{name}.layers: {beyond} beyond the model's {depth} decoder blocks ({model['path']})")
+
+
 def check_config(config: dict) -> None:
     from mmconcepts.concepts.dictionary_methods import METHODS
-    from mmconcepts.shapes.world import world_params
     from mmconcepts.shapes.llava_settings import LMM_DEFAULTS
+    from mmconcepts.shapes.world import world_params
 
     world = world_params(**config["world"])
     patch = config["train_lmm"].get("patch_size", LMM_DEFAULTS["patch_size"])
@@ -124,6 +202,8 @@ def check_config(config: dict) -> None:
             f"(train_lmm.patch_size = {patch})"
         )
     for name, model in config["models"].items():
+        if name == "shift":
+            raise MMConceptsError("models.shift: the name is taken by the shift analyses' results folder (results/shift/)")
         path = model["path"]
         # resources/ is what the workflow builds; any other local path must be there already.
         if looks_local(path) and not path.startswith("resources/") and not Path(path).expanduser().exists():
@@ -132,7 +212,18 @@ def check_config(config: dict) -> None:
             raise MMConceptsError(
                 f"models.{name}.dataset: {model['dataset']!r} is not one of the datasets ({', '.join(config['datasets'])})"
             )
+        if "finetune" in model:
+            _check_finetune(name, model, config, world["styles"])
         _check_layers(name, model, config)
+    pairs = {}
+    for name, shift in config.get("shifts", {}).items():
+        _check_shift(name, shift, config)
+        pair = (shift["original"], shift["finetuned"])
+        if pair in pairs:
+            raise MMConceptsError(f"shifts.{name}: the pair {pair[0]}--{pair[1]} is also shifts.{pairs[pair]}; one entry per pair")
+        pairs[pair] = name
+    for name, entry in config.get("steering", {}).items():
+        _check_steering(name, entry, config)
     unknown = [m for m in config["decomposition"]["methods"] if m not in METHODS]
     if unknown:
         raise MMConceptsError(f"decomposition.methods: unknown method(s) {unknown}; known: {', '.join(METHODS)}")

@@ -2,11 +2,12 @@
 # Rules read config only through these helpers and pass values on via params:,
 # so Snakemake reruns exactly what a config change affects.
 import json
+import re
 import shlex
 
 import mmconcepts
 from mmconcepts.concepts.dictionary_methods import METHODS
-from mmconcepts.config_checks import LMM_DIR, check_config
+from mmconcepts.config_checks import LMM_DIR, check_config, finetune_dir
 from mmconcepts.models.paths import looks_local
 
 check_config(config)
@@ -14,6 +15,15 @@ check_config(config)
 WORLD_DIR = f"resources/worlds/{config['world']['name']}"
 CLIP_DIR = "resources/models/shapes-clip"
 CODE_VERSION = mmconcepts.__version__
+FINETUNES = {name: m["finetune"] for name, m in config["models"].items() if "finetune" in m}
+# Shift analyses by their (original, fine-tuned) pair, which names their results folder.
+SHIFTS = {(s["original"], s["finetuned"]): s for s in config["shifts"].values()}
+
+
+def one_of(names):
+    """A wildcard pattern matching exactly these names (one that never matches when there are none)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
 
 
 wildcard_constraints:
@@ -44,7 +54,7 @@ def k_values():
 
 def generated(path):
     """The rule output a resources/ path lives in, or the path itself when it is the user's."""
-    for produced in (WORLD_DIR, LMM_DIR, CLIP_DIR):
+    for produced in (WORLD_DIR, LMM_DIR, CLIP_DIR, *map(finetune_dir, FINETUNES)):
         if path == produced or path.startswith(f"{produced}/"):
             return produced
     return path
@@ -66,9 +76,12 @@ def clip_inputs(wildcards):
     return [generated(path)] if path else []
 
 
-def model_params(wildcards):
-    m = model_cfg(wildcards)
+def params_of_model(m):
     return {key: m[key] for key in ("adapter", "path", "dtype", "device")}
+
+
+def model_params(wildcards):
+    return params_of_model(model_cfg(wildcards))
 
 
 def data_args(wildcards):
@@ -166,12 +179,20 @@ def bertscore_args(wildcards):
 
 
 def default_reports():
-    return [
+    concepts = [
         f"results/{name}/{token}/report.html"
         for name, m in config["models"].items()
         if m.get("enabled", True)
         for token in m["tokens"]
     ]
+    shifts = [
+        f"results/shift/{a}--{b}/{token}/report.html"
+        for (a, b), s in SHIFTS.items()
+        if s.get("enabled", True)
+        for token in s["tokens"]
+    ]
+    steering = [f"results/steering/{name}/report.html" for name, s in config["steering"].items() if s.get("enabled", True)]
+    return concepts + shifts + steering
 
 
 def clip_spec(wildcards):
@@ -184,3 +205,158 @@ def feature_store(wildcards, split, layer):
 
 def feature_stores(wildcards):
     return [feature_store(wildcards, wildcards.split, layer) for layer in model_layers(wildcards)]
+
+
+# -- fine-tunes and shift analyses ---------------------------------------------------------
+def finetune_base(wildcards):
+    return config["models"][FINETUNES[wildcards.finetuned]["from"]]["path"]
+
+
+def finetune_inputs(wildcards):
+    return {"world": WORLD_DIR, "base": generated(finetune_base(wildcards))}
+
+
+def shift_cfg(wildcards):
+    return SHIFTS[(wildcards.a, wildcards.b)]
+
+
+def shift_side(role):
+    """The --original/--finetuned argument of the shift command: name, store, samples, lens."""
+
+    def get(wildcards):
+        name = wildcards[role]
+        return shlex.join(
+            [
+                name,
+                f"results/{name}/{wildcards.token}/features/train/layer{wildcards.layer}.zarr",
+                f"results/{name}/{wildcards.token}/samples/train.json",
+                f"results/{name}/lens.npz",
+            ]
+        )
+
+    return get
+
+
+def shift_truth(wildcards):
+    """The planted change's ground truth: the style file of a shapes-world fine-tune, and the factors."""
+    style = FINETUNES.get(wildcards.b, {}).get("style")
+    factors = config["datasets"][config["models"][wildcards.b]["dataset"]].get("factors")
+    if style is None or factors is None:
+        return ""
+    return shlex.join(["--style", f"{WORLD_DIR}/styles/{style}/style.json", "--factors", factors])
+
+
+def shift_truth_inputs(wildcards):
+    return [WORLD_DIR] if shift_truth(wildcards) else []
+
+
+def shift_setting(key):
+    def get(wildcards):
+        return shift_cfg(wildcards)[key]
+
+    return get
+
+
+def shift_runs(wildcards):
+    s = shift_cfg(wildcards)
+    return expand(
+        "results/shift/{a}--{b}/{token}/layer{layer}/{method}/k{k}/shift.json",
+        a=wildcards.a,
+        b=wildcards.b,
+        token=wildcards.token,
+        layer=[str(x) for x in s["layers"]],
+        method=s["method"],
+        k=s["k"],
+    )
+
+
+# -- steering ------------------------------------------------------------------------------
+def steer_cfg(wildcards):
+    return config["steering"][wildcards.name]
+
+
+def steer_model(wildcards):
+    return config["models"][steer_cfg(wildcards)["model"]]
+
+
+def steer_model_params(wildcards):
+    return params_of_model(steer_model(wildcards))
+
+
+def steer_model_inputs(wildcards):
+    path = steer_model(wildcards)["path"]
+    return [generated(path)] if looks_local(path) else []
+
+
+def steer_dataset(wildcards):
+    return config["datasets"][steer_model(wildcards)["dataset"]]
+
+
+def steer_vqa(split):
+    """The --vqa argument (the split's questions) of a VQA entry; nothing for captions."""
+
+    def get(wildcards):
+        if steer_cfg(wildcards)["task"] != "vqa":
+            return ""
+        return shlex.join(["--vqa", json.dumps(steer_dataset(wildcards)["vqa"][split], sort_keys=True)])
+
+    return get
+
+
+def steer_data_inputs(wildcards):
+    ds = steer_dataset(wildcards)
+    paths = {ds["captions"], ds.get("factors", ds["captions"])}
+    if steer_cfg(wildcards)["task"] == "vqa":
+        paths |= {v for split in ds["vqa"].values() for key, v in split.items() if key in ("questions", "annotations")}
+    return sorted({generated(p) for p in paths})
+
+
+def steer_data_args(wildcards):
+    ds = steer_dataset(wildcards)
+    factors = ["--factors", ds["factors"]] if "factors" in ds else []
+    return shlex.join(["--gt", ds["captions"], "--images", ds["images"], "--restval", ds["restval"], *factors])
+
+
+def steer_captions(wildcards):
+    """The model's train captions, when a set is chosen from them."""
+    s = steer_cfg(wildcards)
+    if all(isinstance(spec, dict) and "answer" in spec for spec in (s["base"], s["target"])):
+        return []
+    return [f"results/{s['model']}/captions/train.jsonl"]
+
+
+def steer_captions_arg(wildcards):
+    return shlex.join(["--captions", *steer_captions(wildcards)]) if steer_captions(wildcards) else ""
+
+
+def steer_setting(key):
+    def get(wildcards):
+        value = steer_cfg(wildcards)[key]
+        return json.dumps(value) if isinstance(value, list) else value
+
+    return get
+
+
+def steer_set(role):
+    def get(wildcards):
+        return json.dumps(steer_cfg(wildcards)[role], sort_keys=True)
+
+    return get
+
+
+def steer_ends(wildcards):
+    """--source and --target of the steer command: the two answers, or the target word."""
+    s = steer_cfg(wildcards)
+    target = next(iter(s["target"].values()))
+    source = ["--source", str(next(iter(s["base"].values())))] if s["task"] == "vqa" else []
+    return shlex.join([*source, "--target", str(target)])
+
+
+def steer_header(wildcards):
+    s = steer_cfg(wildcards)
+    return json.dumps({"name": wildcards.name, "model": s["model"], "task": s["task"]})
+
+
+def steer_runs(wildcards):
+    layers = [str(x) for x in steer_cfg(wildcards)["layers"]]
+    return expand("results/steering/{name}/layer{layer}/steer.json", name=wildcards.name, layer=layers)

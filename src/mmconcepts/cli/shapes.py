@@ -1,4 +1,4 @@
-"""Commands of the embedded shapes world: generate it, train its tiny models."""
+"""Commands of the embedded shapes world: generate it, train its tiny models, fine-tune them."""
 
 from __future__ import annotations
 
@@ -31,3 +31,17 @@ def train_clip(a):
 
     set_threads(a.threads)
     print(json.dumps(train_tiny_clip(a.world, a.out, **a.params)))
+
+
+@command(
+    "finetune-lmm",
+    "fine-tune a tiny LLaVA on one of the world's caption styles",
+    OUT, PARAMS, THREADS, WORLD,
+    arg("--base", required=True, help="folder of the model to fine-tune"),
+    arg("--style", required=True, help="a style the world wrote (styles/<style>/)"),
+)  # fmt: skip
+def finetune_lmm(a):
+    from mmconcepts.shapes.finetune import finetune_tiny_llava
+
+    set_threads(a.threads)
+    print(json.dumps(finetune_tiny_llava(a.base, a.world, a.style, a.out, **a.params)))

@@ -57,3 +57,25 @@ def greedy_generate(adapter: LMMAdapter, images, prompt: str, max_new_tokens: in
     generated = out[:, inputs["input_ids"].shape[1] :].tolist()
     stop = set(config.eos_token_id) | {config.pad_token_id}
     return [trim(row, stop) for row in generated]
+
+
+VQA_SUFFIX = "Answer the question using a single word or phrase."  # LLaVA-1.5's short-answer instruction
+
+
+def vqa_instruction(question: str) -> str:
+    """The user turn of a short-answer question, as LLaVA-1.5 was trained on VQAv2."""
+    return f"{question}\n{VQA_SUFFIX}"
+
+
+def greedy_by_prompt(adapter: LMMAdapter, images, prompts: list[str], batch_size: int, max_new_tokens: int) -> list[list[int]]:
+    """Greedy ids for rows that each have their own prompt (VQA questions): rows of one prompt go in one batch."""
+    groups: dict[str, list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        groups.setdefault(prompt, []).append(i)
+    out: list[list[int]] = [[] for _ in prompts]
+    for prompt, rows in groups.items():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            for row, ids in zip(chunk, greedy_generate(adapter, [images[i] for i in chunk], prompt, max_new_tokens)):
+                out[row] = ids
+    return out

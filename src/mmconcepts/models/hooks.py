@@ -1,8 +1,9 @@
-"""Forward hooks on the decoder: read the states at chosen positions of every row.
+"""Forward hooks on the decoder: read the states at chosen positions of every row, or add a vector.
 
 A hook on block L sees block L's output (before the final norm); a hook on the
 final norm sees the ``final`` state. Only the chosen position of each row is
-kept, so no full-sequence activations are held.
+kept, so no full-sequence activations are held. A steering hook adds α·v to a
+layer's output, which every later layer then reads.
 """
 
 from __future__ import annotations
@@ -30,6 +31,17 @@ def layer_module(adapter: LMMAdapter, layer: str) -> torch.nn.Module:
 
 
 @contextlib.contextmanager
+def _hooked(adapter: LMMAdapter, layers: list[str], hook_for):
+    """``hook_for(layer)`` registered on every layer's module for the block's duration."""
+    handles = [layer_module(adapter, L).register_forward_hook(hook_for(L)) for L in layers]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextlib.contextmanager
 def read_states(adapter: LMMAdapter, layers: list[str], index: torch.Tensor):
     """Within the block, forward passes fill the yielded dict: layer -> (rows, hidden) states at ``index[row]``."""
     found: dict[str, torch.Tensor] = {}
@@ -42,9 +54,65 @@ def read_states(adapter: LMMAdapter, layers: list[str], index: torch.Tensor):
 
         return hook
 
-    handles = [layer_module(adapter, L).register_forward_hook(hook_for(L)) for L in layers]
-    try:
+    with _hooked(adapter, layers, hook_for):
         yield found
+
+
+APPLY = ("all", "generated", "last_prompt")
+
+
+@contextlib.contextmanager
+def add_vector(adapter: LMMAdapter, layer: str, vector, alpha: float, apply: str = "all"):
+    """Within the block, ``alpha · vector`` is added to the output of ``layer`` (a block or ``final``).
+
+    ``apply``: ``all`` positions (prompt, image tokens and generated), ``generated`` steps
+    only, or the ``last_prompt`` position and the generated steps. Generation with a
+    KV cache runs the whole prompt in one call and then one new token per call, so a
+    call over several positions is a prompt's; prompts are left-padded, so its last
+    column is every row's last prompt token.
+    """
+    if apply not in APPLY:
+        raise MMConceptsError(f"apply must be one of {', '.join(APPLY)}, not {apply!r}")
+    module = layer_module(adapter, layer)
+    added: dict[str, torch.Tensor] = {}
+
+    def hook(module, args, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        prompt = hidden.shape[1] > 1
+        if "v" not in added:
+            v = torch.as_tensor(vector, dtype=torch.float32)
+            if v.shape != (hidden.shape[-1],):
+                raise MMConceptsError(f"a steering vector of shape {tuple(v.shape)} for hidden states of size {hidden.shape[-1]}")
+            added["v"] = (alpha * v).to(hidden.device, hidden.dtype)
+        if prompt and apply == "generated":
+            return None
+        if prompt and apply == "last_prompt":
+            hidden = hidden.clone()
+            hidden[:, -1] += added["v"]
+        else:
+            hidden = hidden + added["v"]
+        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
     finally:
-        for h in handles:
-            h.remove()
+        handle.remove()
+
+
+@contextlib.contextmanager
+def read_mean_states(adapter: LMMAdapter, layers: list[str], starts: torch.Tensor, ends: torch.Tensor):
+    """Like ``read_states``, but each row's mean state over positions ``starts[row] <= i < ends[row]``."""
+    found: dict[str, torch.Tensor] = {}
+
+    def hook_for(name):
+        def hook(module, args, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            at = torch.arange(hidden.shape[1], device=hidden.device)
+            mask = ((at >= starts[:, None]) & (at < ends[:, None])).to(hidden.dtype)
+            found[name] = ((hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)).float().cpu()
+
+        return hook
+
+    with _hooked(adapter, layers, hook_for):
+        yield found

@@ -42,6 +42,13 @@ class Thumbnails:
                 self.missing.append(path)
         return self._cache[path]
 
+    def missing_note(self, listed: int = 5) -> str | None:
+        """The report's note on image files that could not be read, or None when all could."""
+        if not self.missing:
+            return None
+        names = ", ".join(self.missing[:listed]) + (" …" if len(self.missing) > listed else "")
+        return f"{len(self.missing)} image file(s) could not be read and are shown as placeholders: {names}"
+
     def _make(self, path: str) -> str | None:
         im = open_rgb(Path(path))
         if im is None:

@@ -61,3 +61,28 @@ def line_panels(x_labels: list[str], panels: list[tuple[str, dict[str, list]]], 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return data_uri(buf.getvalue(), "image/png")
+
+
+def scatter_panels(panels: list[tuple[str, list[float | None], list[float | None]]], xlabel: str, ylabel: str) -> str | None:
+    """One scatter subplot per (title, xs, ys); pairs with a missing value are left out."""
+    drawn = []
+    for title, xs, ys in panels:
+        pairs = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+        if pairs:
+            drawn.append((title, pairs))
+    if not drawn:
+        return None
+    width = min(3.3, 10.2 / len(drawn))
+    fig = Figure(figsize=(width * len(drawn) + 0.6, 2.7), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    for ax, (title, pairs) in zip(fig.subplots(1, len(drawn), squeeze=False)[0], drawn):
+        ax.scatter([p[0] for p in pairs], [p[1] for p in pairs], s=14, color="#1f5fa8")
+        ax.axhline(0, color="#999999", linewidth=0.8)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel, fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return data_uri(buf.getvalue(), "image/png")

@@ -13,7 +13,6 @@ from mmconcepts.report.tables import fmt, lookup, parse_figure, metric_table, re
 CARD_METHOD = "snmf"  # the paper's dictionary; the other methods are baselines shown in the tables
 N_TEST_IMAGES = 8
 N_HEAD_WORDS = 5  # the words a reader sees first; the rest are shown lighter
-MISSING_LISTED = 5
 COUNT_LABELS = {
     "images_seen": "images seen",
     "in_prediction": "word in generated caption",
@@ -154,9 +153,8 @@ def render_report(out_path, *, header: dict, entries: list[dict], focus: dict) -
                 focused = (layer, k) == (focus_layer, focus_k)
                 tables.append({"layer": layer, "k": k, "focus": focused, **metric_table(by_method)})
 
-    if thumbs.missing:
-        listed = ", ".join(thumbs.missing[:MISSING_LISTED]) + (" …" if len(thumbs.missing) > MISSING_LISTED else "")
-        notes.append(f"{len(thumbs.missing)} image file(s) could not be read and are shown as placeholders: {listed}")
+    if thumbs.missing_note():
+        notes.append(thumbs.missing_note())
 
     html = environment().get_template("concepts.html.jinja2").render(
         header=header,

@@ -26,10 +26,33 @@ LMM_DEFAULTS = {
     "lr": 1e-3,
     "warmup": 50,
     "weight_decay": 0.01,
+    # part 3: questions (with captions alongside), after captioning. Off by default: on the default
+    # world the yes/no questions stayed at chance (53 %) and shapes fell to 85 % of captions (issue 13).
+    "vqa_steps": 250,
+    "vqa_batch_size": 0,  # questions per step beside a batch of captions; 0: no VQA
+    "vqa_lr": 1e-4,
     # quality gate, on the test split
     "eval_images": 0,  # 0: every test image
     "eval_batch_size": 100,
     "max_new_tokens": 24,
     "min_shape_accuracy": 0.9,  # training fails below this; 0 turns the gate off
+    "min_vqa_accuracy": 0.85,  # overall VQAv2 accuracy on the test questions; 0 turns the gate off
+    "threads": None,
+}
+
+# Fine-tuning on one caption style (rule finetune_lmm): the captioning part again, vision tower frozen.
+FINETUNE_DEFAULTS = {
+    "seed": 0,
+    "prompt": PROMPT,
+    "steps": 200,
+    "batch_size": 32,
+    "lr": 5e-4,
+    "warmup": 20,
+    "weight_decay": 0.01,
+    "eval_images": 0,
+    "eval_batch_size": 100,
+    "max_new_tokens": 32,  # styled captions are longer
+    "min_shape_accuracy": 0.9,
+    "min_style_rate": 0.9,  # test captions that must carry a planted word of the style
     "threads": None,
 }

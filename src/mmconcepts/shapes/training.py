@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmconcepts.data.karpathy import Sample, load_karpathy
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.images import open_rgb
-from mmconcepts.data.karpathy import Sample, load_karpathy
 
 
 def merge_params(defaults: dict, params: dict, where: str, positive=()) -> dict:
@@ -40,12 +40,16 @@ def merge_params(defaults: dict, params: dict, where: str, positive=()) -> dict:
     return p
 
 
-def world_split(world_dir, split: str) -> tuple[list[Sample], list]:
-    """The samples of one split of a generated world and their images (RGB PIL)."""
+def world_split(world_dir, split: str, captions=None) -> tuple[list[Sample], list]:
+    """The samples of one split of a generated world and their images (RGB PIL).
+
+    ``captions``: another captions file of the world's images (a style's); default its own.
+    """
     world_dir = Path(world_dir)
-    samples = load_karpathy(world_dir / "captions.json", world_dir, split=split)
+    captions = Path(captions) if captions else world_dir / "captions.json"
+    samples = load_karpathy(captions, world_dir, split=split)
     if not samples:
-        raise MMConceptsError(f"{world_dir / 'captions.json'}: no images in split {split!r}")
+        raise MMConceptsError(f"{captions}: no images in split {split!r}")
     images = [open_rgb(s.path) for s in samples]
     missing = [str(s.path) for s, im in zip(samples, images) if im is None]
     if missing:

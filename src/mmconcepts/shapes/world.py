@@ -6,7 +6,9 @@ second object is always smaller than the main one, so "the main object" is visib
 in the image and not only in the captions. Captions come from templates with varied
 word order (the words after the main shape differ between templates), and every
 caption names the main shape and colour. The output folder is a Karpathy-format
-data set (``captions.json``) plus ``factors.json`` with the ground truth.
+data set (``captions.json``) plus ``factors.json`` with the ground truth, the same
+images captioned in each style (``styles/``, for fine-tunes) and VQAv2-format
+questions about them (``vqa/``).
 
 Image ``i`` is drawn from its own generator seeded with ``(seed, i)``, so the same
 seed gives the same files byte for byte.
@@ -26,6 +28,8 @@ from tqdm import tqdm
 from mmconcepts.atomic import atomic_path
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.shapes.drawing import DRAWABLE, EXTENT, background, paint, shape_coverage
+from mmconcepts.shapes.sentences import finish_sentence
+from mmconcepts.shapes.styles import STYLES, planted_words, styled_captions
 
 SHAPES = DRAWABLE  # circle, square, triangle, diamond, star, cross
 _RGB = {
@@ -88,6 +92,7 @@ WORLD_DEFAULTS = {
     "backgrounds": list(BACKGROUNDS),
     "second_object_prob": 0.5,
     "captions_per_image": 5,
+    "styles": list(STYLES),  # caption sets for fine-tuning, written to styles/<style>/
 }
 
 
@@ -98,9 +103,9 @@ def _check_int(p: dict, key: str, minimum: int) -> None:
         raise MMConceptsError(f"world: {key} must be an integer ≥ {minimum}, not {v!r}")
 
 
-def _check_subset(p: dict, key: str, allowed) -> None:
+def _check_subset(p: dict, key: str, allowed, may_be_empty: bool = False) -> None:
     v = p[key]
-    if not isinstance(v, (list, tuple)) or not v:
+    if not isinstance(v, (list, tuple)) or not (v or may_be_empty):
         raise MMConceptsError(f"world: {key} must be a non-empty list, not {v!r}")
     unknown = [x for x in v if x not in allowed]
     if unknown:
@@ -126,6 +131,7 @@ def world_params(**params) -> dict:
     _check_subset(p, "shapes", SHAPES)
     _check_subset(p, "colours", COLOURS)
     _check_subset(p, "backgrounds", BACKGROUNDS)
+    _check_subset(p, "styles", tuple(STYLES), may_be_empty=True)
     prob = p["second_object_prob"]
     if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0 <= prob <= 1:
         raise MMConceptsError(f"world: second_object_prob must be a number in [0, 1], not {prob!r}")
@@ -183,21 +189,20 @@ def draw(rng: np.random.Generator, f: dict, size: int) -> np.ndarray:
     return np.round(canvas).clip(0, 255).astype(np.uint8)
 
 
+def phrases(f: dict) -> dict:
+    """The words the templates fill in for factors ``f``."""
+    return {**f, "position": _POSITION_WORDS[f["position"]], "background": _BACKGROUND_WORDS[f["background"]]}
+
+
 def captions(rng: np.random.Generator, f: dict, n: int) -> list[str]:
     """n captions from distinct templates in random order (templates repeat only if n > their number)."""
-    words = {
-        **f,
-        "position": _POSITION_WORDS[f["position"]],
-        "background": _BACKGROUND_WORDS[f["background"]],
-    }
+    words = phrases(f)
     order = np.concatenate([rng.permutation(len(TEMPLATES)) for _ in range(-(-n // len(TEMPLATES)))])[:n]
     out = []
     for i in order:
         text, second = TEMPLATES[i]
         words["second"] = second.format(**words) if f["second_shape"] != NONE else ""
-        # "a orange" -> "an orange"
-        sentence = re.sub(r"\ba (?=[aeiou])", "an ", text.format(**words))
-        out.append(sentence[0].upper() + sentence[1:] + ".")
+        out.append(finish_sentence(text.format(**words)))
     return out
 
 
@@ -207,6 +212,23 @@ def caption_tokens(raw: str) -> list[str]:
 
 
 # -- the whole world ----------------------------------------------------------------------
+def _karpathy_entry(entry: dict, raws: list[str], n_cap: int) -> dict:
+    imgid = entry["imgid"]
+    sentids = list(range(imgid * n_cap, (imgid + 1) * n_cap))
+    sentences = [{"raw": raw, "tokens": caption_tokens(raw), "imgid": imgid, "sentid": sid} for raw, sid in zip(raws, sentids)]
+    return {**entry, "sentids": sentids, "sentences": sentences}
+
+
+def _write_style(folder: Path, style: str, entries: list[dict], p: dict, plain_vocabulary: set[str]) -> None:
+    """styles/<style>/captions.json (Karpathy, the world's images) and style.json (its planted words)."""
+    folder.mkdir(parents=True)
+    (folder / "captions.json").write_text(json.dumps({"dataset": f"{p['name']}-{style}", "images": entries}) + "\n")
+    factor = STYLES[style]["factor"]
+    planted = planted_words(style, p[f"{factor}s"], plain_vocabulary)
+    info = {"style": style, "factor": factor, "planted": planted, "planted_words": sorted({w for ws in planted.values() for w in ws})}
+    (folder / "style.json").write_text(json.dumps(info, indent=1) + "\n")
+
+
 def _splits(p: dict) -> list[str]:
     return ["train"] * p["n_train"] + ["val"] * p["n_val"] + ["test"] * p["n_test"]
 
@@ -216,7 +238,10 @@ def generate_world(out_dir, **params) -> dict:
     p = world_params(**params)
     started = time.perf_counter()
     size, n_cap = p["image_size"], p["captions_per_image"]
-    images, factors = [], {}
+    from mmconcepts.shapes.vqa import questions_of, vqa_files
+
+    images, factors, questions = [], {}, []
+    styled = {style: [] for style in p["styles"]}
     with atomic_path(Path(out_dir), is_dir=True) as tmp:
         (tmp / "images").mkdir()
         for imgid, split in enumerate(tqdm(_splits(p), desc="world", unit="img", mininterval=2)):
@@ -224,15 +249,22 @@ def generate_world(out_dir, **params) -> dict:
             f = sample_factors(rng, p)
             filename = f"{imgid:05d}.png"
             Image.fromarray(draw(rng, f, size)).save(tmp / "images" / filename, format="PNG")
-            sentids = list(range(imgid * n_cap, (imgid + 1) * n_cap))
-            sentences = [
-                {"raw": raw, "tokens": caption_tokens(raw), "imgid": imgid, "sentid": sid}
-                for raw, sid in zip(captions(rng, f, n_cap), sentids)
-            ]
             entry = {"filename": filename, "filepath": "images", "split": split, "imgid": imgid}
-            images.append({**entry, "sentids": sentids, "sentences": sentences})
+            images.append(_karpathy_entry(entry, captions(rng, f, n_cap), n_cap))
+            for style, entries in styled.items():
+                # A generator per style, so a style's captions do not depend on the others listed.
+                style_rng = np.random.default_rng([p["seed"], imgid, 1 + list(STYLES).index(style)])
+                entries.append(_karpathy_entry(entry, styled_captions(style, style_rng, phrases(f), f, n_cap), n_cap))
+            questions.append((imgid, split, questions_of(np.random.default_rng([p["seed"], imgid, 100]), f, p["shapes"])))
             factors[str(imgid)] = f
         (tmp / "captions.json").write_text(json.dumps({"dataset": p["name"], "images": images}) + "\n")
+        plain_vocabulary = {w for im in images for sent in im["sentences"] for w in sent["tokens"]}
+        for style, entries in styled.items():
+            _write_style(tmp / "styles" / style, style, entries, p, plain_vocabulary)
+        (tmp / "vqa").mkdir()
+        for split, docs in vqa_files(questions).items():
+            for kind, doc in docs.items():
+                (tmp / "vqa" / f"{split}_{kind}.json").write_text(json.dumps(doc) + "\n")
         allowed = {
             "shape": p["shapes"],
             "colour": p["colours"],
@@ -250,5 +282,6 @@ def generate_world(out_dir, **params) -> dict:
         "images": len(images),
         "splits": {s: p[f"n_{s}"] for s in ("train", "val", "test")},
         "captions": len(images) * n_cap,
+        "styles": list(styled),
         "seconds": round(time.perf_counter() - started, 2),
     }
