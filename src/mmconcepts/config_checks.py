@@ -202,8 +202,8 @@ def check_config(config: dict) -> None:
             f"(train_lmm.patch_size = {patch})"
         )
     for name, model in config["models"].items():
-        if name == "shift":
-            raise MMConceptsError("models.shift: the name is taken by the shift analyses' results folder (results/shift/)")
+        if name in ("shift", "steering", "logs"):
+            raise MMConceptsError(f"models.{name}: the name is taken by a results folder of the workflow (results/{name}/)")
         path = model["path"]
         # resources/ is what the workflow builds; any other local path must be there already.
         if looks_local(path) and not path.startswith("resources/") and not Path(path).expanduser().exists():

@@ -15,19 +15,22 @@ check_config(config)
 WORLD_DIR = f"resources/worlds/{config['world']['name']}"
 CLIP_DIR = "resources/models/shapes-clip"
 CODE_VERSION = mmconcepts.__version__
-FINETUNES = {name: m["finetune"] for name, m in config["models"].items() if "finetune" in m}
-# Shift analyses by their (original, fine-tuned) pair, which names their results folder.
-SHIFTS = {(s["original"], s["finetuned"]): s for s in config["shifts"].values()}
 
 
 def one_of(names):
     """A wildcard pattern matching exactly these names (one that never matches when there are none)."""
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
+FINETUNES = {name: m["finetune"] for name, m in config["models"].items() if "finetune" in m}
+# Shift analyses by their (original, fine-tuned) pair, which names their results folder.
+SHIFTS = {(s["original"], s["finetuned"]): s for s in config["shifts"].values()}
 
 
+
+# A model wildcard is a model entry's name, so results/shift/... and results/steering/...
+# never look like a model's results.
 wildcard_constraints:
-    model=r"[^/]+",
+    model=one_of(config["models"]),
     token=r"[^/]+",
     split=r"train|test",
     layer=r"\d+|final",
