@@ -21,7 +21,7 @@ PROFILE = REPO / "profiles" / "slurm"
 # As docs/slurm.md says: skip profiles/default, whose local `gpu: 1` limit would hold the
 # cluster to one GPU job at a time.
 SLURM_ARGS = ("--profile", str(PROFILE), "--workflow-profile", "none")
-GPU_RULES = {"captions", "lens", "extract"}
+GPU_RULES = {"captions", "lens", "extract", "steering_sets", "steering_vector", "steer_baseline", "steer"}
 
 
 def job_resources(log: str) -> list[tuple[str, str]]:

@@ -59,8 +59,9 @@ def test_a_new_alpha_reruns_only_steer_and_after(micro_run):
     [
         ("steering={shapes-yes-to-no: {alphas: [1, strong]}}", "['alphas']"),
         ("steering={shapes-yes-to-no: {layers: [9]}}", "steering.shapes-yes-to-no.layers: ['9'] beyond the model's 4 decoder blocks"),
-        ("steering={shapes-yes-to-no: {target: {answer: true}}}", "steering.shapes-yes-to-no.target: {'answer': True} is not a set"),
-        ("steering={shapes-to-red: {target: {answer: 'no'}}}", "steering.shapes-to-red: a captions entry steers toward a word"),
+        # --config merges into the entry's set: {answer: 'no', colour: red} is no set
+        ("steering={shapes-yes-to-no: {target: {colour: red}}}", "is not a set; use {answer: X}, {word: W} or before_eos"),
+        ("steering={shapes-to-red: {task: vqa}}", "steering.shapes-to-red: a vqa entry steers between two answers"),
         ("steering={shapes-yes-to-no: {model: llava-9}}", "steering.shapes-yes-to-no.model: 'llava-9' is not a model entry"),
     ],
 )
@@ -69,6 +70,7 @@ def test_a_wrong_steering_config_is_named_at_start(micro_run, override, named):
     assert named in failure_text(proc)
 
 
-def test_a_set_the_model_never_says_is_named(micro_run):
-    proc = snakemake(micro_run, "--config", "steering={shapes-yes-to-no: {target: {answer: maybe}}}", "--", f"{YES_NO}/sets.json", check=False)
+def test_a_set_the_model_never_says_is_named(run_copy):
+    # On a copy: Snakemake removes the outputs of a failed job, here the entry's sets.json.
+    proc = snakemake(run_copy, "--config", "steering={shapes-yes-to-no: {target: {answer: maybe}}}", "--", f"{YES_NO}/sets.json", check=False)
     assert "steering.shapes-yes-to-no.target: no train sample for {'answer': 'maybe'}" in failure_text(proc)

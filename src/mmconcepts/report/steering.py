@@ -34,13 +34,14 @@ def acceptable(task: str, figures: dict) -> bool:
     return figures["degeneration"] <= 0.1
 
 
-def best_setting(task: str, layers: list[dict]) -> dict | None:
-    """The (layer, α) that the task's rule picks; ties go to the smaller α, then the earlier layer."""
+def best_setting(task: str, layers: list[dict], *, within_rule: bool = True) -> dict | None:
+    """The (layer, α) that the task's rule picks (or, not ``within_rule``, of the largest effect);
+    ties go to the smaller α, then the earlier layer."""
     best = None
     for entry in layers:
         for run in entry["runs"]:
             value = effect(task, run["figures"])
-            if value is None or not acceptable(task, run["figures"]):
+            if value is None or (within_rule and not acceptable(task, run["figures"])):
                 continue
             if best is None or value > best["value"]:
                 best = {"layer": entry["layer"], "alpha": run["alpha"], "value": value, "figures": run["figures"]}
@@ -90,9 +91,10 @@ def render_steering_report(out_path, run_paths: list[str], baseline_path: str) -
     ]
     thumbs = Thumbnails()
     examples = []
-    if best is not None:
-        chosen = next(e for e in layers if e["layer"] == best["layer"])
-        steered = next(r for r in chosen["runs"] if r["alpha"] == best["alpha"])["outputs"]
+    shown = best or best_setting(task, layers, within_rule=False)  # no setting meets the rule: the strongest
+    if shown is not None:
+        chosen = next(e for e in layers if e["layer"] == shown["layer"])
+        steered = next(r for r in chosen["runs"] if r["alpha"] == shown["alpha"])["outputs"]
         changed = [i for i in baseline["items"] if steered[i["id"]] != baseline["outputs"][i["id"]]]
         for item in (changed or baseline["items"])[:N_EXAMPLES]:
             examples.append(
@@ -111,6 +113,7 @@ def render_steering_report(out_path, run_paths: list[str], baseline_path: str) -
         layers=layers,
         rows=rows,
         best=best,
+        shown=shown,
         rule=RULES[task],
         plot=plot,
         examples=examples,
