@@ -100,17 +100,21 @@ def model_depth(path: str, config: dict) -> int | None:
     return _text_depth(Path(cached)) if isinstance(cached, str) else None
 
 
+def _check_depth(key: str, layers: list, model: dict, config: dict) -> None:
+    """Block numbers beyond the model's depth (when known before any job) are an error naming ``key``."""
+    depth = model_depth(model["path"], config)
+    beyond = [str(x) for x in layers if str(x) != "final" and depth is not None and int(x) > depth]
+    if beyond:
+        raise MMConceptsError(
+            f"{key}: {beyond} beyond the model's {depth} decoder blocks ({model['path']}); layers are blocks 1..depth or 'final'"
+        )
+
+
 def _check_layers(name: str, model: dict, config: dict) -> None:
     layers = [str(x) for x in model["layers"]]
     if len(set(layers)) != len(layers):
         raise MMConceptsError(f"models.{name}.layers: {model['layers']} repeats a layer")
-    depth = model_depth(model["path"], config)
-    beyond = [x for x in layers if x != "final" and depth is not None and int(x) > depth]
-    if beyond:
-        raise MMConceptsError(
-            f"models.{name}.layers: {beyond} beyond the model's {depth} decoder blocks ({model['path']}); "
-            "layers are blocks 1..depth or 'final'"
-        )
+    _check_depth(f"models.{name}.layers", layers, model, config)
     focus = model.get("report_layer")
     if focus is not None and str(focus) not in layers:
         raise MMConceptsError(f"models.{name}.report_layer: {focus!r} is not one of its layers {layers}")
@@ -183,10 +187,7 @@ def _check_steering(name: str, entry: dict, config: dict) -> None:
             raise MMConceptsError(f"steering.{name}: datasets.{model['dataset']}.vqa has no {missing} questions (train: sets, val: steering)")
     elif kinds["target"] != "word" or kinds["base"] == "answer":
         raise MMConceptsError(f"steering.{name}: a captions entry steers toward a word: target {{word: W}}, base {{word: W}} or before_eos")
-    depth = model_depth(model["path"], config)
-    beyond = [str(x) for x in entry["layers"] if str(x) != "final" and depth is not None and int(x) > depth]
-    if beyond:
-        raise MMConceptsError(f"steering.{name}.layers: {beyond} beyond the model's {depth} decoder blocks ({model['path']})")
+    _check_depth(f"steering.{name}.layers", entry["layers"], model, config)
 
 
 def check_config(config: dict) -> None:

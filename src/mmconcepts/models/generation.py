@@ -60,6 +60,7 @@ def greedy_generate(adapter: LMMAdapter, images, prompt: str, max_new_tokens: in
 
 
 VQA_SUFFIX = "Answer the question using a single word or phrase."  # LLaVA-1.5's short-answer instruction
+ANSWER_TOKENS = 4  # new tokens for a short answer
 
 
 def vqa_instruction(question: str) -> str:
@@ -79,3 +80,9 @@ def greedy_by_prompt(adapter: LMMAdapter, images, prompts: list[str], batch_size
             for row, ids in zip(chunk, greedy_generate(adapter, [images[i] for i in chunk], prompt, max_new_tokens)):
                 out[row] = ids
     return out
+
+
+def greedy_texts(adapter: LMMAdapter, images, prompts: list[str], batch_size: int, max_new_tokens: int) -> list[str]:
+    """``greedy_by_prompt``, decoded and stripped: one text per row."""
+    ids = greedy_by_prompt(adapter, images, prompts, batch_size, max_new_tokens)
+    return [t.strip() for t in adapter.tokenizer.batch_decode(ids, skip_special_tokens=True)]

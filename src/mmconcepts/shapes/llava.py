@@ -40,7 +40,7 @@ from mmconcepts.atomic import atomic_path
 from mmconcepts.data.karpathy import factors_of, load_karpathy
 from mmconcepts.device import set_threads
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.models.generation import greedy_by_prompt, greedy_generate, vqa_instruction
+from mmconcepts.models.generation import ANSWER_TOKENS, greedy_generate, greedy_texts, vqa_instruction
 from mmconcepts.models.llava import LlavaAdapter
 from mmconcepts.shapes.caption_quality import caption_quality
 from mmconcepts.shapes.llava_settings import LMM_DEFAULTS
@@ -50,7 +50,6 @@ from mmconcepts.steering.vqa_metrics import accuracy_by_type
 
 PAD, BOS, EOS, IMAGE = "<pad>", "<s>", "</s>", "<image>"
 IGNORE = -100  # label of positions that carry no loss
-ANSWER_TOKENS = 4  # new tokens for a short answer: the world's answers are one word
 
 # LLaVA-1.5's conversation format: "USER: <image>\n{text} ASSISTANT:" (images first).
 CHAT_TEMPLATE = (
@@ -314,8 +313,8 @@ def answer_questions(adapter, questions, images_by_id: dict, batch_size: int) ->
     """Greedy short answers, as the workflow asks them: question id -> answer."""
     adapter.model.eval()
     prompts = [adapter.caption_prompt(vqa_instruction(q.question)) for q in questions]
-    ids = greedy_by_prompt(adapter, [images_by_id[q.image_id] for q in questions], prompts, batch_size, ANSWER_TOKENS)
-    return {q.id: t.strip() for q, t in zip(questions, adapter.tokenizer.batch_decode(ids, skip_special_tokens=True))}
+    texts = greedy_texts(adapter, [images_by_id[q.image_id] for q in questions], prompts, batch_size, ANSWER_TOKENS)
+    return {q.id: text for q, text in zip(questions, texts)}
 
 
 def train_tiny_llava(world_dir, out_dir, **params) -> dict:

@@ -17,23 +17,17 @@ layer by ``steering.vectors``.
 from __future__ import annotations
 
 from mmconcepts.concepts.selection import first_token_at, word_pattern
-from mmconcepts.errors import MMConceptsError
-from mmconcepts.images import open_rgb
-from mmconcepts.models.generation import greedy_by_prompt, vqa_instruction
+from mmconcepts.images import require_rgb
+from mmconcepts.models.generation import ANSWER_TOKENS, greedy_texts, vqa_instruction
 from mmconcepts.steering.vqa_metrics import normalize_answer
-
-ANSWER_TOKENS = 4  # new tokens for a short answer
 
 
 def answer_items(adapter, questions, image_path, answer: str, *, batch_size: int, limit: int) -> tuple[list[dict], dict]:
     """Questions the model answers ``answer`` (normalised as VQAv2 does), at most ``limit``."""
     wanted = normalize_answer(answer)
-    images, prompts = [], []
-    for q in questions:
-        images.append(_image(image_path(q.image_id)))
-        prompts.append(adapter.caption_prompt(vqa_instruction(q.question)))
-    ids = greedy_by_prompt(adapter, images, prompts, batch_size, ANSWER_TOKENS)
-    said = [t.strip() for t in adapter.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    images = [require_rgb(image_path(q.image_id)) for q in questions]
+    prompts = [adapter.caption_prompt(vqa_instruction(q.question)) for q in questions]
+    said = greedy_texts(adapter, images, prompts, batch_size, ANSWER_TOKENS)
     items = [
         {"id": q.id, "image": str(image_path(q.image_id)), "prompt": prompt, "token_ids": [], "start": -1, "end": 0, "text": text}
         for q, prompt, text in zip(questions, prompts, said)
@@ -64,10 +58,3 @@ def caption_items(rows: list[dict], prompt: str, kind: str, word: str | None, *,
         )
     counts = {"captions": len(rows), "matching": len(items)}
     return items[:limit], counts
-
-
-def _image(path):
-    im = open_rgb(path)
-    if im is None:
-        raise MMConceptsError(f"{path}: cannot read the image")
-    return im

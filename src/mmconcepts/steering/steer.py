@@ -8,43 +8,33 @@ prompt go together); ``evaluate`` compares the outputs with the unsteered ones.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from mmconcepts.errors import MMConceptsError
-from mmconcepts.images import open_rgb
-from mmconcepts.models.generation import greedy_by_prompt
+from mmconcepts.images import require_rgb
+from mmconcepts.models.generation import greedy_texts
 from mmconcepts.models.hooks import add_vector
 from mmconcepts.shapes.world import COLOURS, SHAPES
+from mmconcepts.shift import analysis as shift_analysis
 from mmconcepts.steering.caption_metrics import caption_effect
 from mmconcepts.steering.vqa_metrics import steering_effect
-
-TASKS = ("vqa", "captions")
 
 
 def generate(adapter, items: list[dict], *, layer: str | None, vector, alpha: float, apply: str, batch_size: int, max_new_tokens: int) -> dict[str, str]:
     """Item id -> generated text, with ``alpha · vector`` added at ``layer`` (no hook when layer is None)."""
-    images = []
-    for item in tqdm(items, desc="images", mininterval=5):
-        im = open_rgb(item["image"])
-        if im is None:
-            raise MMConceptsError(f"{item['image']}: cannot read the image")
-        images.append(im)
-    prompts = [item["prompt"] for item in items]
-    if layer is None:
-        ids = greedy_by_prompt(adapter, images, prompts, batch_size, max_new_tokens)
-    else:
-        with add_vector(adapter, layer, torch.as_tensor(vector), alpha, apply):
-            ids = greedy_by_prompt(adapter, images, prompts, batch_size, max_new_tokens)
-    texts = adapter.tokenizer.batch_decode(ids, skip_special_tokens=True)
-    return {item["id"]: text.strip() for item, text in zip(items, texts)}
+    images = [require_rgb(item["image"]) for item in tqdm(items, desc="images", mininterval=5)]
+    steering = contextlib.nullcontext() if layer is None else add_vector(adapter, layer, torch.as_tensor(vector), alpha, apply)
+    with steering:
+        texts = greedy_texts(adapter, images, [item["prompt"] for item in items], batch_size, max_new_tokens)
+    return {item["id"]: text for item, text in zip(items, texts)}
 
 
 def random_like(vector: np.ndarray, seed: int) -> np.ndarray:
     """A seeded random direction of the vector's norm: the control that steering is not just any push."""
-    r = np.random.default_rng(seed).standard_normal(vector.shape)
-    return r / np.linalg.norm(r) * np.linalg.norm(vector)
+    return shift_analysis.random_like(np.asarray(vector)[None], seed)[0]
 
 
 def evaluate(task: str, base: dict[str, str], steered: dict[str, str], *, questions=None, references=None,

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from mmconcepts.atomic import atomic_path, read_json
 from mmconcepts.concepts.extraction import build_batch
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.images import open_rgb
+from mmconcepts.images import require_rgb
 from mmconcepts.models.hooks import read_mean_states
 
 POSITION_RULES = {
@@ -36,9 +36,7 @@ def mean_state(adapter, items: list[dict], layer: str, batch_size: int) -> np.nd
         by_prompt.setdefault(item["prompt"], []).append(item)
     batches = [(p, rows[s : s + batch_size]) for p, rows in by_prompt.items() for s in range(0, len(rows), batch_size)]
     for prompt, rows in tqdm(batches, desc=f"states layer {layer}", mininterval=5):
-        images = [open_rgb(r["image"]) for r in rows]
-        if any(im is None for im in images):
-            raise MMConceptsError(f"{rows[images.index(None)]['image']}: cannot read the image")
+        images = [require_rgb(r["image"]) for r in rows]
         inputs, prompt_lens = build_batch(adapter, images, prompt, [r["token_ids"] for r in rows])
         starts = torch.tensor([p + r["start"] for p, r in zip(prompt_lens, rows)], device=adapter.device)
         ends = torch.tensor([p + r["end"] for p, r in zip(prompt_lens, rows)], device=adapter.device)
