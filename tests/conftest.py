@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 MICRO = REPO / "tests" / "configs" / "micro.yaml"
@@ -24,6 +25,9 @@ REPORT = "results/shapes-llava/circle/report.html"
 # Nothing may reach a model hub, here or in the jobs Snakemake starts.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# The tests' own tiny models run fastest on one thread: with two, a test waits whenever a
+# Snakemake job or anything else holds the other core (measured 5x slower under load).
+torch.set_num_threads(1)
 # Rules call `python -m mmconcepts`: make it this interpreter even when the venv is not activated.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 

@@ -13,19 +13,23 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_lmms import BUILDERS, LAYERS, checkpoint, idefics2_image_tokens, llava_image_tokens, qwen_image_tokens
 
 from mmconcepts.concepts.captioning import caption_split, read_captions
-from mmconcepts.models.generation import greedy_generate
-from mmconcepts.errors import MMConceptsError
 from mmconcepts.concepts.extraction import build_batch, extract_features, hidden_states_at, read_features
-from mmconcepts.models.registry import ADAPTERS, load_adapter
 from mmconcepts.concepts.selection import select_samples
 from mmconcepts.data.karpathy import Sample
-from tiny_lmms import BUILDERS, LAYERS, idefics2_image_tokens, llava_image_tokens, qwen_image_tokens
+from mmconcepts.errors import MMConceptsError
+from mmconcepts.models.families import FAMILIES
+from mmconcepts.models.generation import greedy_generate
+from mmconcepts.models.registry import load_adapter
 
 INSTRUCTION = "Provide a one-sentence caption for the provided image."
 SIZES = [(56, 56), (112, 84), (84, 56), (56, 112)]  # (width, height); multiples of Qwen's 28-pixel merged patch
 MAX_NEW = 12
+# The first adapters' families: checks of family-independent code (generation settings, feature storage, image
+# token counts) stay on them; the checks of what a family declares run on all.
+FIRST = ["idefics2", "llava", "qwen2_5_vl", "qwen2_vl"]
 ALL_LAYERS = [*map(str, range(1, LAYERS + 1)), "final"]
 
 
@@ -34,7 +38,7 @@ def run(request, tmp_path_factory):
     """One family: its checkpoint loaded by path, four images on disk and their captions."""
     family = request.param
     root = tmp_path_factory.mktemp(family)
-    adapter = load_adapter(family, str(BUILDERS[family](root / "model")), dtype="float32", device="cpu")
+    adapter = load_adapter(family, str(checkpoint(family, tmp_path_factory)), dtype="float32", device="cpu")
     rng = np.random.default_rng(0)
     samples = []
     for i, (w, h) in enumerate(SIZES):
@@ -68,8 +72,8 @@ def select_generated_words(run, position: str) -> dict:
     return {"word": "various", "position": position, "samples": kept}
 
 
-def test_registry_names():
-    assert sorted(ADAPTERS) == ["idefics2", "llava", "qwen2_5_vl", "qwen2_vl"]
+def test_every_family_has_a_tiny_checkpoint():
+    assert sorted(FAMILIES) == sorted(BUILDERS)
 
 
 def test_missing_local_path_is_named(tmp_path):
@@ -78,9 +82,49 @@ def test_missing_local_path_is_named(tmp_path):
         load_adapter("llava", str(missing))
 
 
-def test_unknown_adapter_is_named():
-    with pytest.raises(MMConceptsError, match="'molmo'.*idefics2, llava, qwen2_5_vl, qwen2_vl"):
+def test_unknown_adapter_lists_the_supported_ones():
+    supported = ", ".join(sorted(FAMILIES))
+    with pytest.raises(MMConceptsError, match=re.escape(f"unknown adapter 'molmo'; supported: {supported}")):
         load_adapter("molmo", "resources/models/whatever")
+    assert "gemma3, idefics2, idefics3, internvl, llava" in supported
+
+
+def test_a_checkpoint_of_another_family_is_named(tmp_path_factory):
+    path = checkpoint("llava", tmp_path_factory)
+    with pytest.raises(MMConceptsError, match="is a 'llava' checkpoint, not one of adapter 'qwen2_vl'"):
+        load_adapter("qwen2_vl", str(path), dtype="float32", device="cpu")
+
+
+@pytest.mark.parametrize("run", ["llava"], indirect=True)
+def test_a_structure_without_blocks_or_norm_names_the_missing_part(run):
+    """A decoder whose blocks are not a ModuleList of num_hidden_layers, or which has no norm, is refused by name."""
+    adapter = run["adapter"]
+    decoder, family = adapter.language_model(), adapter.family
+    blocks, norm = decoder.layers, decoder.norm
+    try:
+        decoder.layers = torch.nn.Sequential(*blocks)
+        with pytest.raises(MMConceptsError, match=r"no decoder blocks found \(no ModuleList of 3 blocks in LlamaModel\)"):
+            family.from_loaded(adapter.model, adapter.processor)
+        decoder.layers = blocks
+        del decoder.norm
+        with pytest.raises(MMConceptsError, match="no final norm found"):
+            family.from_loaded(adapter.model, adapter.processor)
+    finally:
+        decoder.layers, decoder.norm = blocks, norm
+    assert family.from_loaded(adapter.model, adapter.processor).final_norm() is norm
+
+
+def test_every_special_token_of_the_image_is_never_generated(run):
+    """The markup the processor writes around and inside an image (beyond the prompt's own tokens) is banned."""
+    adapter = run["adapter"]
+    tok = adapter.tokenizer
+    specials = set(tok.added_tokens_decoder)
+    written = set(adapter.encode(run["images"], run["prompt"], padding_side="left")["input_ids"].flatten().tolist())
+    in_prompt = set(tok(run["prompt"])["input_ids"]) - {adapter.image_token_id()}  # BOS included
+    markup = (written - in_prompt - {tok.pad_token_id}) & specials
+    assert adapter.image_token_id() in markup
+    assert markup <= adapter.never_generated_ids()
+    assert not adapter.never_generated_ids() & adapter.stop_token_ids()
 
 
 def test_modules_are_the_text_model(run):
@@ -93,6 +137,7 @@ def test_modules_are_the_text_model(run):
     assert set(np.atleast_1d(adapter.model.generation_config.eos_token_id)) <= adapter.stop_token_ids()
 
 
+@pytest.mark.parametrize("run", FIRST, indirect=True)
 def test_image_tokens_expanded_as_the_processor_does(run):
     adapter, family = run["adapter"], run["family"]
     inputs = adapter.encode(run["images"], run["prompt"], padding_side="left")
@@ -159,6 +204,7 @@ def test_position_points_at_the_word(run, position):
         final = hidden_states_at(adapter, run["images"], run["prompt"], gen, positions, ["final"])["final"]
         with torch.inference_mode():
             logits = adapter.unembedding()(final)
+            logits[:, sorted(adapter.never_generated_ids())] = -float("inf")  # as greedy decoding bans them
         assert logits.argmax(-1).tolist() == [s["token_ids"][s["token_index"]] for s in samples]
 
 
@@ -195,6 +241,7 @@ def test_extraction_is_batch_invariant(run):
             torch.testing.assert_close(batched[L][b : b + 1], alone[L], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("run", FIRST, indirect=True)
 def test_extract_features_stores_the_states_of_batch_size_one(run):
     adapter = run["adapter"]
     selection = select_generated_words(run, "predicting")
@@ -225,6 +272,7 @@ def _reference_greedy(adapter, image, prompt: str, max_new: int) -> list[int]:
     return ids
 
 
+@pytest.mark.parametrize("run", FIRST, indirect=True)
 def test_captioning_ignores_the_checkpoints_generation_settings(run):
     """A checkpoint asking for penalties or sampling must not change plain greedy captions."""
     adapter = run["adapter"]
@@ -263,7 +311,7 @@ def test_an_image_token_is_never_generated(run):
 
 def test_captions_stop_at_the_familys_end_of_turn(run):
     adapter = run["adapter"]
-    turn_ends = adapter._token_ids(adapter.end_of_turn) or {adapter.tokenizer.eos_token_id}
+    turn_ends = adapter.token_ids(adapter.family.end_of_turn) or {adapter.tokenizer.eos_token_id}
     end = min(turn_ends)
     assert end in adapter.stop_token_ids()
     undo = _favour(adapter, end)

@@ -11,6 +11,7 @@ import pytest
 from mmconcepts.concepts import decomposition, dictionary_methods
 from mmconcepts.concepts.decomposition import store
 from mmconcepts.concepts.evaluation import bertscore_matrix, evaluate
+from mmconcepts.concepts.metrics import probe_auroc
 from mmconcepts.errors import MMConceptsError
 
 EMBEDDING = {"red": [1.0, 0, 0], "circle": [0, 1.0, 0], "blue": [0, 0, 1.0]}
@@ -67,6 +68,7 @@ def run(
         factors=factors,
         top_r=top_r,
         header={"method": dictionary.method},
+        probe=probe_auroc(Z_test, factors) if factors else None,
     )
 
 

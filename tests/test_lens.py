@@ -1,20 +1,23 @@
-"""The logit lens and the token spans, on tokenizers of both styles (SentencePiece ▁ and byte-level Ġ)."""
+"""The logit lens of every family's tiny checkpoint, and the token spans, on tokenizers of both styles (▁ and Ġ)."""
 
 from __future__ import annotations
 
 import tracemalloc
+from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-from tiny_lmms import BUILDERS, train_tokenizer
+from tiny_lmms import BUILDERS, LAYERS, checkpoint, train_tokenizer
 
 from mmconcepts.concepts.captioning import token_spans
 from mmconcepts.concepts.lens import Lens, apply_norm, export_lens, lexicon, token_words, write_lens
 from mmconcepts.concepts.selection import select_samples
 from mmconcepts.data.karpathy import Sample
 from mmconcepts.errors import MMConceptsError
+from mmconcepts.models.hooks import read_states
 from mmconcepts.models.registry import load_adapter
 
 LEXICON = lexicon(50000)
@@ -23,7 +26,7 @@ LEXICON = lexicon(50000)
 @pytest.fixture(scope="module", params=sorted(BUILDERS))
 def exported(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
-    adapter = load_adapter(request.param, str(BUILDERS[request.param](root / "model")), dtype="float32", device="cpu")
+    adapter = load_adapter(request.param, str(checkpoint(request.param, tmp_path_factory)), dtype="float32", device="cpu")
     norm = adapter.final_norm()
     with torch.no_grad():  # uneven gains, so that norming (or not) changes which words come first
         norm.weight.copy_(torch.rand(norm.weight.shape, generator=torch.Generator().manual_seed(3)) * 3 + 0.1)
@@ -53,6 +56,20 @@ def test_lens_logits_are_the_models_own(exported):
         final = adapter.unembedding()(h).numpy()
     np.testing.assert_allclose(lens.logits(h.numpy(), "2"), block, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(lens.logits(h.numpy(), "final"), final, rtol=1e-4, atol=1e-4)
+
+
+def test_lens_reproduces_the_models_logits_on_an_image_prompt(exported):
+    """On a real forward pass, the lens of the last block's output and of ``final`` give the model's next-token logits."""
+    adapter, lens = exported
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (56, 56, 3), dtype=np.uint8))]
+    prompt = adapter.caption_prompt("Provide a one-sentence caption for the provided image.")
+    last = str(LAYERS)
+    inputs = adapter.encode(images, prompt, padding_side="left")
+    with read_states(adapter, [last, "final"], torch.tensor([-1])) as states, torch.no_grad():
+        logits = adapter.model(**inputs).logits[:, -1].numpy()
+    np.testing.assert_allclose(lens.logits(states[last].numpy(), last), logits, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(lens.logits(states["final"].numpy(), "final"), logits, rtol=1e-3, atol=1e-3)
 
 
 def test_final_words_follow_the_head_alone(exported):
@@ -97,7 +114,7 @@ def test_lexicon_is_frequent_whole_english_words():
 class _Tokenizer:
     """Just what token_words reads: pieces, their decoded text and the vocabulary size."""
 
-    PIECES = ["▁Elephant", "▁eleph", "ant", "Ġdog", "▁the", "▁go", "▁cat", "<s>", "Ġcat"]
+    PIECES: ClassVar[list[str]] = ["▁Elephant", "▁eleph", "ant", "Ġdog", "▁the", "▁go", "▁cat", "<s>", "Ġcat"]
 
     def __len__(self):
         return len(self.PIECES)
@@ -148,7 +165,7 @@ def test_logits_never_copy_the_whole_unembedding(tmp_path):
 
 def test_top_words_follow_the_direction(exported):
     """A direction built to point at a word's unembedding row decodes to that word first, at either kind of layer."""
-    adapter, lens = exported
+    _adapter, lens = exported
     target = next(i for i, w in enumerate(lens.words) if w)
     row = lens.p["unembedding"][target]
     weight = lens.p["norm_weight"]

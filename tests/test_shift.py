@@ -44,9 +44,22 @@ def planted(tmp_path):
     return side("orig", Za, ids, lens), side("tuned", Zb, ids, lens)
 
 
-def run(a, b, **kw):
+def run(a, b, *, vectors: bool = False, **kw):
     args = {"word": "circle", "layer": "final", "method": "kmeans", "k": 3, "aggregate": "mean", "seed": 0}
-    return compare(a, b, **{**args, "n_words": 2, "n_shift_words": 1, "n_mas": 5, **kw})
+    result, arrays = compare(a, b, **{**args, "n_words": 2, "n_shift_words": 1, "n_mas": 5, **kw})
+    return (result, arrays) if vectors else result
+
+
+def test_the_concept_shifts_are_written_for_steering(planted):
+    """Each Δ_k is its concept's mean sample shift: here the planted direction (3 on the planted word)."""
+    a, b = planted
+    result, arrays = run(a, b, vectors=True)
+    assert arrays["shifts"].shape == (3, DIM) and arrays["counts"].tolist() == [c["n_samples"] for c in result["concepts"]]
+    for delta in arrays["shifts"]:
+        assert delta[WORDS.index(PLANTED)] == pytest.approx(3.0, abs=0.05)
+        assert np.abs(np.delete(delta, WORDS.index(PLANTED))).max() < 0.05
+    # The original concepts are the k-means centres: one per cluster (circle, square, red).
+    assert sorted(np.argmax(arrays["original"], axis=1).tolist()) == [0, 1, 2]
 
 
 def test_a_planted_shift_is_recovered_and_named(planted):

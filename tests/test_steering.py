@@ -80,7 +80,7 @@ def test_a_sets_mean_state_is_the_mean_over_items_of_their_span_means(llava):
 
 
 def test_a_vector_of_another_hidden_size_is_named(tmp_path):
-    save_vector(tmp_path, np.ones(8), np.zeros(8), np.ones(8), {"model": "tiny", "layer": "2"})
+    save_vector(tmp_path, np.ones(8), {"base": np.zeros(8), "target": np.ones(8)}, {"model": "tiny", "layer": "2"})
     vector, facts = load_vector(tmp_path / "vector.safetensors", 8)
     assert facts["norm"] == pytest.approx(np.sqrt(8)) and facts["hidden_size"] == 8 and vector.shape == (8,)
     with pytest.raises(MMConceptsError, match=f"a vector of size 8 \\(made on 'tiny'\\) for a model of hidden size {HIDDEN}"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_lmms import BUILDERS, HIDDEN
+from tiny_lmms import BUILDERS, HIDDEN, checkpoint
 
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.models.generation import greedy_generate
@@ -18,8 +18,7 @@ PROMPT = "Provide a one-sentence caption for the provided image."
 
 @pytest.fixture(scope="module", params=sorted(BUILDERS))
 def tiny(request, tmp_path_factory):
-    root = tmp_path_factory.mktemp(request.param)
-    adapter = load_adapter(request.param, str(BUILDERS[request.param](root / "model")), dtype="float32", device="cpu")
+    adapter = load_adapter(request.param, str(checkpoint(request.param, tmp_path_factory)), dtype="float32", device="cpu")
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 256, (56, 56, 3), dtype=np.uint8)) for _ in range(2)]
     return adapter, images, adapter.caption_prompt(PROMPT)
@@ -77,6 +76,8 @@ def test_generated_leaves_the_prompt_pass_alone(tiny):
     assert all(torch.equal(a, b) for a, b in zip(plain, steered))
 
 
+# Generation under the hook is the same code for every family: checked on one of each prompt layout.
+@pytest.mark.parametrize("tiny", ["llava", "qwen2_vl"], indirect=True)
 def test_alpha_zero_generates_exactly_the_unsteered_captions(tiny):
     adapter, images, prompt = tiny
     plain = greedy_generate(adapter, images, prompt, 8)
@@ -92,3 +93,33 @@ def test_a_vector_of_another_size_is_named(tiny):
         hidden_states(adapter, images, prompt)
     with pytest.raises(MMConceptsError, match="apply must be one of"), add_vector(adapter, "1", torch.ones(HIDDEN), 1.0, "everywhere"):
         pass
+
+
+@pytest.mark.parametrize("tiny", ["llava"], indirect=True)
+@pytest.mark.parametrize("apply", ["prompt", "generated", "last_prompt"])
+def test_during_generation_the_vector_goes_where_apply_says(tiny, apply):
+    """Every call of the block while generating: what it returned before and after the steering hook."""
+    adapter, images, prompt = tiny
+    block = adapter.decoder_layers()[1]  # block 2
+    calls: list[list[torch.Tensor]] = []
+
+    def output_of(out):
+        return (out[0] if isinstance(out, tuple) else out).detach().clone()
+
+    before = block.register_forward_hook(lambda m, a, out: calls.append([output_of(out)]))
+    v = torch.randn(HIDDEN, generator=torch.Generator().manual_seed(4))
+    try:
+        with add_vector(adapter, "2", v, 2.0, apply):
+            after = block.register_forward_hook(lambda m, a, out: calls[-1].append(output_of(out)))
+            greedy_generate(adapter, images, prompt, 4)
+            after.remove()
+    finally:
+        before.remove()
+    assert calls[0][0].shape[1] > 1 and len(calls) > 1 and all(c[0].shape[1] == 1 for c in calls[1:])  # prompt, then steps
+    added = [c[1] - c[0] for c in calls]
+    prompt_rows = {"prompt": slice(None), "generated": slice(0, 0), "last_prompt": slice(-1, None)}[apply]
+    expected = torch.zeros_like(added[0])
+    expected[:, prompt_rows] = 2.0 * v
+    torch.testing.assert_close(added[0], expected, atol=1e-5, rtol=1e-4)
+    for step in added[1:]:
+        torch.testing.assert_close(step, (0.0 if apply == "prompt" else 2.0) * v.expand_as(step), atol=1e-5, rtol=1e-4)

@@ -177,12 +177,16 @@ def test_vqa_questions_are_answered_by_the_factors_and_yes_no_is_balanced(tmp_pa
     assert len(questions) == 3 * 200
     yes_no = [q for q in questions if q.answer_type == "yes/no"]
     assert 0.4 < sum(q.answers[0] == "yes" for q in yes_no) / len(yes_no) < 0.6
+    # Both forms of yes/no question, about half each.
+    assert 0.35 < sum(q.question == "Is there more than one shape?" for q in yes_no) / len(yes_no) < 0.65
     for q in questions:
         f = factors[q.image_id]
         assert image_path(q.image_id, out / "images", IMAGE_PATTERN).is_file()
         assert len(q.answers) == 10 and q.multiple_choice_answer == q.answers[0]
         text = q.question.lower().rstrip("?")
-        if q.answer_type == "yes/no":
+        if text == "is there more than one shape":
+            assert (q.answers[0] == "yes") == (f["second_shape"] != "none"), (q, f)
+        elif q.answer_type == "yes/no":
             asked = text.split()[-1]
             assert (q.answers[0] == "yes") == (asked in (f["shape"], f["second_shape"])), (q, f)
         elif q.answer_type == "number":

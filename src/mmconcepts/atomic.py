@@ -60,6 +60,13 @@ def write_json(path: str | os.PathLike, obj, *, indent: int | None = 1) -> None:
         tmp.write_text(json.dumps(obj, indent=indent, sort_keys=False) + "\n")
 
 
+def write_npz(path: str | os.PathLike, **arrays) -> None:
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file handle: np.savez keeps the name as is
+        np.savez(f, **arrays)
+
+
 def read_json(path: str | os.PathLike, what: str = "file"):
     """The parsed file; a missing or broken one is an error naming the path (and ``what`` it should be)."""
     path = Path(path)

@@ -172,11 +172,24 @@ def _check_shift(name: str, shift: dict, config: dict) -> None:
 
 
 def _check_steering(name: str, entry: dict, config: dict) -> None:
-    from mmconcepts.steering.specs import parse_set
+    from mmconcepts.steering.specs import parse_set, parse_vector
 
     model = config["models"].get(entry["model"])
     if model is None:
         raise MMConceptsError(f"steering.{name}.model: {entry['model']!r} is not a model entry ({', '.join(config['models'])})")
+    _check_depth(f"steering.{name}.layers", entry["layers"], model, config)
+    if "vector" in entry:
+        if "base" in entry or "target" in entry:
+            raise MMConceptsError(f"steering.{name}: give either vector or base and target, not both")
+        if entry["task"] != "captions" or "word" not in entry:
+            raise MMConceptsError(f"steering.{name}: a vector entry steers captions (task: captions) toward a word: give word: W")
+        _check_steering_source(name, entry, model, config, *parse_vector(entry["vector"], f"steering.{name}.vector"))
+        return
+    missing = [role for role in ("base", "target") if role not in entry]
+    if missing:
+        raise MMConceptsError(f"steering.{name}: no {' and '.join(missing)} set (or a vector: spec)")
+    if "word" in entry:
+        raise MMConceptsError(f"steering.{name}.word: only a vector entry names its word; a set entry's is its target")
     kinds = {role: parse_set(entry[role], f"steering.{name}.{role}")[0] for role in ("base", "target")}
     if entry["task"] == "vqa":
         if set(kinds.values()) != {"answer"}:
@@ -187,7 +200,32 @@ def _check_steering(name: str, entry: dict, config: dict) -> None:
             raise MMConceptsError(f"steering.{name}: datasets.{model['dataset']}.vqa has no {missing} questions (train: sets, val: steering)")
     elif kinds["target"] != "word" or kinds["base"] == "answer":
         raise MMConceptsError(f"steering.{name}: a captions entry steers toward a word: target {{word: W}}, base {{word: W}} or before_eos")
-    _check_depth(f"steering.{name}.layers", entry["layers"], model, config)
+
+
+def _check_steering_source(name: str, entry: dict, model: dict, config: dict, kind: str, spec: dict) -> None:
+    """A vector read from a dictionary or a shift: the result must exist in the DAG, at the entry's layers.
+
+    Any token, known method and K has a dictionary (the rules are generic); a layer must be extracted.
+    """
+    from mmconcepts.concepts.dictionary_methods import METHODS
+
+    where = f"steering.{name}.vector"
+    if kind == "concepts":
+        if spec["method"] not in METHODS:
+            raise MMConceptsError(f"{where}.method: unknown method {spec['method']!r}; known: {', '.join(METHODS)}")
+        made, what = model["layers"], f"models.{entry['model']}.layers"
+    else:
+        shift = config["shifts"].get(spec["analysis"])
+        if shift is None:
+            raise MMConceptsError(f"{where}.analysis: {spec['analysis']!r} is not a shifts entry ({', '.join(config['shifts'])})")
+        if shift["original"] != entry["model"]:
+            raise MMConceptsError(f"{where}: shift {spec['analysis']!r} moves {shift['original']!r}, not this entry's model {entry['model']!r}")
+        if spec["shift"] >= int(shift["k"]):
+            raise MMConceptsError(f"{where}.shift: concept {spec['shift']} of a shift with k = {shift['k']}")
+        made, what = shift["layers"], f"shifts.{spec['analysis']}.layers"
+    absent = [layer for layer in entry["layers"] if str(layer) not in {str(x) for x in made}]
+    if absent:
+        raise MMConceptsError(f"steering.{name}.layers: {absent} not among {what} {made}: the vector is read from there")
 
 
 def check_config(config: dict) -> None:

@@ -26,7 +26,7 @@ rule captions:
         "../../envs/mmconcepts.yaml"
     shell:
         "python -m mmconcepts captions --adapter {params.model[adapter]} --model {params.model[path]:q}"
-        " --dtype {params.model[dtype]} --device {params.model[device]}"
+        " --dtype {params.model[dtype]} --device {params.model[device]} {params.model[trust]}"
         " {params.data} --split {wildcards.split}"
         " --limit {params.limit}"
         " --instruction {params.prompt:q} --batch-size {params.batch_size}"

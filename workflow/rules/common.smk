@@ -80,7 +80,9 @@ def clip_inputs(wildcards):
 
 
 def params_of_model(m):
-    return {key: m[key] for key in ("adapter", "path", "dtype", "device")}
+    # trust: the flag that lets the checkpoint's own code run, only where its entry says so.
+    trust = "--trust-remote-code" if m["trust_remote_code"] else ""
+    return {**{key: m[key] for key in ("adapter", "path", "dtype", "device")}, "trust": trust}
 
 
 def model_params(wildcards):
@@ -173,6 +175,17 @@ def max_iter_arg(wildcards):
 def factors_arg(wildcards):
     path = dataset_cfg(wildcards).get("factors")
     return shlex.join(["--factors", path]) if path else ""
+
+
+def probe_input(wildcards):
+    """The layer's linear-probe file, where the data set has factors to probe for."""
+    if "factors" not in dataset_cfg(wildcards):
+        return []
+    return f"results/{wildcards.model}/{wildcards.token}/probe/layer{wildcards.layer}.json"
+
+
+def probe_arg(wildcards, input):
+    return shlex.join(["--probe", input.probe]) if input.probe else ""
 
 
 def bertscore_args(wildcards):
@@ -347,9 +360,34 @@ def steer_set(role):
     return get
 
 
+def steer_vector_input(wildcards):
+    """What a layer's vector is made from: the chosen sets, or a dictionary's or a shift's result."""
+    s = steer_cfg(wildcards)
+    spec, layer = s.get("vector"), wildcards.layer
+    if spec is None:
+        return f"results/steering/{wildcards.name}/sets.json"
+    if "concepts" in spec:
+        return f"results/{s['model']}/{spec['token']}/layer{layer}/{spec['method']}/k{spec['k']}/dictionary.npz"
+    shift = config["shifts"][spec["analysis"]]
+    pair = f"{shift['original']}--{shift['finetuned']}"
+    return f"results/shift/{pair}/{spec['token']}/layer{layer}/{shift['method']}/k{shift['k']}/shift_vectors.npz"
+
+
+def steer_vector_source(wildcards):
+    """The steering-vector command's --sets, or --dictionary with its pair, or --shift with its concept."""
+    spec, path = steer_cfg(wildcards).get("vector"), steer_vector_input(wildcards)
+    if spec is None:
+        return shlex.join(["--sets", path])
+    if "concepts" in spec:
+        return shlex.join(["--dictionary", path, "--pair", *map(str, spec["concepts"])])
+    return shlex.join(["--shift", path, "--concept", str(spec["shift"])])
+
+
 def steer_ends(wildcards):
     """--source and --target of the steer command: the two answers, or the target word."""
     s = steer_cfg(wildcards)
+    if "vector" in s:
+        return shlex.join(["--target", s["word"]])
     target = next(iter(s["target"].values()))
     source = ["--source", str(next(iter(s["base"].values())))] if s["task"] == "vqa" else []
     return shlex.join([*source, "--target", str(target)])

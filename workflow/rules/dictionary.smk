@@ -1,4 +1,5 @@
-# The concept dictionary of one layer, method and K; its grounding; its scores.
+# The concept dictionary of one layer, method and K; its grounding; its scores (with the
+# layer's linear probe, computed once for every dictionary of the layer).
 
 
 rule decompose:
@@ -65,6 +66,28 @@ rule ground:
         " --header {params.header:q} --codes {output.codes:q} --out {output.grounding:q} > {log:q} 2>&1"
 
 
+rule probe:
+    input:
+        features="results/{model}/{token}/features/test",
+        data=dataset_inputs,
+    output:
+        "results/{model}/{token}/probe/layer{layer}.json",
+    params:
+        store=test_store,
+        factors=factors_arg,
+        code_version=CODE_VERSION,
+    log:
+        "results/{model}/{token}/probe/layer{layer}.log",
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/mmconcepts.yaml"
+    shell:
+        "python -m mmconcepts probe --test-features {params.store:q} {params.factors} --threads {threads} --out {output:q} > {log:q} 2>&1"
+
+
 rule evaluate:
     input:
         dictionary="results/{model}/{token}/layer{layer}/{method}/k{k}/dictionary.npz",
@@ -74,6 +97,7 @@ rule evaluate:
         embeddings="results/{model}/{token}/clip/test.npz",
         clip=clip_inputs,
         data=dataset_inputs,
+        probe=probe_input,
     output:
         report(
             "results/{model}/{token}/layer{layer}/{method}/k{k}/metrics.json",
@@ -85,6 +109,7 @@ rule evaluate:
         store=test_store,
         data=data_args,
         factors=factors_arg,
+        probe=probe_arg,
         clip=clip_spec,
         bertscore=bertscore_args,
         top_r=config["grounding"]["top_r"],
@@ -101,5 +126,5 @@ rule evaluate:
     shell:
         "python -m mmconcepts evaluate --dictionary {input.dictionary:q} --grounding {input.grounding:q} --codes {input.codes:q}"
         " --test-features {params.store:q} --embeddings {input.embeddings:q} {params.data}"
-        " {params.factors} --clip {params.clip:q} {params.bertscore}"
+        " {params.factors} {params.probe} --clip {params.clip:q} {params.bertscore}"
         " --top-r {params.top_r} --header {params.header:q} --threads {threads} --out {output:q} > {log:q} 2>&1"

@@ -22,7 +22,7 @@ rule lens:
         "../../envs/mmconcepts.yaml"
     shell:
         "python -m mmconcepts lens --adapter {params.model[adapter]} --model {params.model[path]:q}"
-        " --dtype {params.model[dtype]} --device {params.model[device]}"
+        " --dtype {params.model[dtype]} --device {params.model[device]} {params.model[trust]}"
         " --lexicon-size {params.lexicon_size} --out {output:q} > {log:q} 2>&1"
 
 
@@ -52,7 +52,7 @@ rule extract:
         "../../envs/mmconcepts.yaml"
     shell:
         "python -m mmconcepts extract --adapter {params.model[adapter]} --model {params.model[path]:q}"
-        " --dtype {params.model[dtype]} --device {params.model[device]} --samples {input.samples:q}"
+        " --dtype {params.model[dtype]} --device {params.model[device]} {params.model[trust]} --samples {input.samples:q}"
         " --instruction {params.prompt:q} --batch-size {params.batch_size} --store-dtype {params.store_dtype}"
         " --layers {params.layers} --threads {threads} --out {params.stores:q} > {log:q} 2>&1"
 

@@ -38,7 +38,8 @@ rule shift:
         finetuned_lens="results/{b}/lens.npz",
         truth=shift_truth_inputs,
     output:
-        "results/shift/{a}--{b}/{token}/layer{layer}/{method}/k{k}/shift.json",
+        summary="results/shift/{a}--{b}/{token}/layer{layer}/{method}/k{k}/shift.json",
+        vectors="results/shift/{a}--{b}/{token}/layer{layer}/{method}/k{k}/shift_vectors.npz",
     wildcard_constraints:
         a=one_of(config["models"]),
         b=one_of(config["models"]),
@@ -66,7 +67,7 @@ rule shift:
         " --word {wildcards.token:q} --layer {wildcards.layer} --method {wildcards.method} --k {wildcards.k}"
         " --aggregate {params.aggregate} --seed {params.seed} --alpha {params.alpha} --n-words {params.n_words}"
         " --n-shift-words {params.n_shift_words} --n-mas {params.n_mas} {params.truth} --threads {threads}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --out {output.summary:q} --vectors {output.vectors:q} > {log:q} 2>&1"
 
 
 rule shift_report:

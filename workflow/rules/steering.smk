@@ -35,7 +35,7 @@ rule steering_sets:
         "../../envs/mmconcepts.yaml"
     shell:
         "python -m mmconcepts steering-sets --adapter {params.model[adapter]} --model {params.model[path]:q}"
-        " --dtype {params.model[dtype]} --device {params.model[device]} --task {params.task} --name {wildcards.name:q}"
+        " --dtype {params.model[dtype]} --device {params.model[device]} {params.model[trust]} --task {params.task} --name {wildcards.name:q}"
         " --base {params.base:q} --target {params.target:q} {params.vqa} {params.captions} --instruction {params.prompt:q}"
         " --limit {params.limit} --batch-size {params.batch_size} --threads {threads} --out {output:q} > {log:q} 2>&1"
 
@@ -43,13 +43,14 @@ rule steering_sets:
 rule steering_vector:
     input:
         model=steer_model_inputs,
-        sets="results/steering/{name}/sets.json",
+        source=steer_vector_input,
     output:
         vector="results/steering/{name}/layer{layer}/vector.safetensors",
         facts="results/steering/{name}/layer{layer}/vector.json",
     params:
         model=steer_model_params,
         batch_size=steer_setting("batch_size"),
+        source=steer_vector_source,
         header=steer_header,
         out_dir=subpath(output.vector, parent=True),
         code_version=CODE_VERSION,
@@ -64,7 +65,7 @@ rule steering_vector:
         "../../envs/mmconcepts.yaml"
     shell:
         "python -m mmconcepts steering-vector --adapter {params.model[adapter]} --model {params.model[path]:q}"
-        " --dtype {params.model[dtype]} --device {params.model[device]} --sets {input.sets:q} --layer {wildcards.layer}"
+        " --dtype {params.model[dtype]} --device {params.model[device]} {params.model[trust]} {params.source} --layer {wildcards.layer}"
         " --batch-size {params.batch_size} --header {params.header:q} --threads {threads} --out-dir {params.out_dir:q}"
         " > {log:q} 2>&1"
 
@@ -97,7 +98,7 @@ rule steer_baseline:
         "../../envs/mmconcepts.yaml"
     shell:
         "python -m mmconcepts steer-baseline --adapter {params.model[adapter]} --model {params.model[path]:q}"
-        " --dtype {params.model[dtype]} --device {params.model[device]} --task {params.task} {params.vqa} {params.data}"
+        " --dtype {params.model[dtype]} --device {params.model[device]} {params.model[trust]} --task {params.task} {params.vqa} {params.data}"
         " --instruction {params.prompt:q} --limit {params.limit} --batch-size {params.batch_size}"
         " --max-new-tokens {params.max_new_tokens} --header {params.header:q} --threads {threads} --out {output:q} > {log:q} 2>&1"
 
@@ -137,7 +138,7 @@ rule steer:
         "../../envs/mmconcepts.yaml"
     shell:
         "python -m mmconcepts steer --adapter {params.model[adapter]} --model {params.model[path]:q}"
-        " --dtype {params.model[dtype]} --device {params.model[device]} --task {params.task} {params.vqa} {params.data}"
+        " --dtype {params.model[dtype]} --device {params.model[device]} {params.model[trust]} --task {params.task} {params.vqa} {params.data}"
         " --instruction {params.prompt:q} --limit {params.limit} --batch-size {params.batch_size}"
         " --max-new-tokens {params.max_new_tokens} --vector {input.vector:q} --baseline {input.baseline:q}"
         " --alphas {params.alphas:q} --apply {params.apply} --seed {params.seed} {params.ends}"

@@ -18,7 +18,7 @@ from mmconcepts.cli.registry import COMMANDS
 from mmconcepts.errors import MMConceptsError
 
 # Importing a system's module registers its commands.
-from mmconcepts.cli import concepts, index, shapes, shift, steering  # noqa: E402,F401  isort: skip
+from mmconcepts.cli import concepts, index, shapes, shift, steering  # noqa: F401  isort: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ def _adapter(a):
     from mmconcepts.models.registry import load_adapter
 
     set_threads(a.threads)
-    return load_adapter(a.adapter, a.model, dtype=a.dtype, device=a.device)
+    return load_adapter(a.adapter, a.model, dtype=a.dtype, device=a.device, trust_remote_code=a.trust_remote_code)
 
 
 @command(
@@ -143,7 +143,7 @@ def decompose(a):
 def embed(a):
     import numpy as np
 
-    from mmconcepts.atomic import atomic_path, read_json
+    from mmconcepts.atomic import read_json, write_npz
     from mmconcepts.concepts.metrics import ClipScorer, clip_score
     from mmconcepts.models.clip import load_clip
 
@@ -155,8 +155,7 @@ def embed(a):
     gt_scores = np.array(
         [clip_score(image_emb[i : i + 1], scorer.encode_texts(list(gt[s["id"]].captions))).mean() for i, s in enumerate(samples)]
     )
-    with atomic_path(a.out) as tmp, open(tmp, "wb") as f:
-        np.savez(f, ids=np.array([s["id"] for s in samples]), image_emb=image_emb, gt_clipscore=gt_scores)
+    write_npz(a.out, ids=np.array([s["id"] for s in samples]), image_emb=image_emb, gt_clipscore=gt_scores)
 
 
 @command(
@@ -200,6 +199,24 @@ def ground(a):
 
 
 @command(
+    "probe",
+    "how well a linear probe on one layer's test states finds each factor value (once per layer, for every dictionary)",
+    OUT, THREADS, TEST_FEATURES,
+    arg("--factors", required=True, help="factors.json of a generated world"),
+)  # fmt: skip
+def probe(a):
+    from mmconcepts.atomic import write_json
+    from mmconcepts.concepts.extraction import read_features
+    from mmconcepts.concepts.metrics import probe_auroc
+    from mmconcepts.data.karpathy import factors_of
+
+    set_threads(a.threads)
+    Z, attrs = read_features(a.test_features)
+    found = probe_auroc(Z, factors_of(a.factors, attrs["sample_ids"]))
+    write_json(a.out, {"probe_auroc": [{"factor": f, "value": v, "auroc": auroc} for (f, v), auroc in found.items()]})
+
+
+@command(
     "evaluate",
     "score a dictionary on the test split",
     OUT, THREADS, HEADER, DATA, CLIP, DICTIONARY, TEST_FEATURES, TOP_R,
@@ -207,6 +224,7 @@ def ground(a):
     arg("--codes", required=True, help="the test images' concept activations, from ground"),
     arg("--embeddings", required=True),
     arg("--factors", default=None, help="factors.json of a generated world"),
+    arg("--probe", default=None, help="the layer's linear-probe AUROCs (probe), with --factors"),
     arg("--bertscore-model", default="minilm"),
     arg("--bertscore-layers", type=int, default=None),
 )  # fmt: skip
@@ -248,6 +266,7 @@ def evaluate(a):
         factors=factors,
         top_r=a.top_r,
         header=a.header,
+        probe={(r["factor"], r["value"]): r["auroc"] for r in read_json(a.probe, "probe file")["probe_auroc"]} if a.probe else None,
     )
     write_json(a.out, metrics)
 

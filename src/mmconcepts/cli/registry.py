@@ -42,6 +42,7 @@ MODEL = [
     arg("--model", required=True, help="local folder or hub id"),
     arg("--dtype", default="auto"),
     arg("--device", default="auto"),
+    arg("--trust-remote-code", action="store_true", help="run the checkpoint's own code (models.<name>.trust_remote_code)"),
 ]
 DATA = [
     arg("--gt", required=True, help="Karpathy-format captions JSON"),

@@ -39,14 +39,15 @@ def _side(name: str, features: str, samples: str, lens: str):
     arg("--n-mas", type=int, default=20, help="most activating samples compared per concept"),
     arg("--style", default=None, help="style.json of the fine-tune's planted change (ground truth)"),
     arg("--factors", default=None, help="factors.json of the world (ground truth)"),
+    arg("--vectors", required=True, help="where the concept shifts Δ_k go (npz: shifts, counts, original)"),
 )  # fmt: skip
 def shift(a):
-    from mmconcepts.atomic import read_json, write_json
+    from mmconcepts.atomic import read_json, write_json, write_npz
     from mmconcepts.data.karpathy import load_factors
     from mmconcepts.shift.compare import compare
 
     set_threads(a.threads)
-    result = compare(
+    result, vectors = compare(
         _side(*a.original),
         _side(*a.finetuned),
         word=a.word,
@@ -62,6 +63,7 @@ def shift(a):
         truth=read_json(a.style, "style file") if a.style else None,
         factors=load_factors(a.factors) if a.factors else None,
     )
+    write_npz(a.vectors, **vectors)
     write_json(a.out, {**a.header, **result}, indent=None)
 
 

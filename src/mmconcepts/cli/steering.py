@@ -15,7 +15,7 @@ INSTRUCTION = arg("--instruction", required=True, help="the caption instruction"
 def _adapter(a):
     from mmconcepts.models.registry import load_adapter
 
-    return load_adapter(a.adapter, a.model, dtype=a.dtype, device=a.device)
+    return load_adapter(a.adapter, a.model, dtype=a.dtype, device=a.device, trust_remote_code=a.trust_remote_code)
 
 
 def _questions(spec: dict, limit: int | None = None):
@@ -67,32 +67,45 @@ def steering_sets(a):
 
 @command(
     "steering-vector",
-    "the steering vector of one layer: mean(target states) − mean(base states)",
+    "the steering vector of one layer: mean(target states) − mean(base states), or read from a dictionary or a shift",
     MODEL, THREADS, HEADER,
-    arg("--sets", required=True),
+    arg("--sets", default=None, help="the chosen sets (steering-sets)"),
+    arg("--dictionary", default=None, help="a dictionary.npz of the layer, with --pair"),
+    arg("--pair", type=int, nargs=2, metavar=("I", "J"), help="s_ij = u_j − u_i"),
+    arg("--shift", default=None, help="a shift_vectors.npz of the layer, with --concept"),
+    arg("--concept", type=int, help="k: the vector is the concept's shift Δ_k"),
     arg("--layer", required=True),
     arg("--batch-size", type=int, default=16),
     arg("--out-dir", required=True),
 )  # fmt: skip
 def steering_vector(a):
     from mmconcepts.atomic import read_json
+    from mmconcepts.errors import MMConceptsError
     from mmconcepts.models.hooks import parse_layer
-    from mmconcepts.steering.vectors import POSITION_RULES, mean_state, save_vector
+    from mmconcepts.steering.vectors import POSITION_RULES, concept_vector, mean_state, save_vector, shift_vector
 
+    sources = [x for x in (a.sets, a.dictionary, a.shift) if x]
+    if len(sources) != 1:
+        raise MMConceptsError("steering-vector: give exactly one of --sets, --dictionary (with --pair), --shift (with --concept)")
     set_threads(a.threads)
-    sets = read_json(a.sets, "steering sets")
     adapter = _adapter(a)
     layer = parse_layer(a.layer, adapter.n_layers)
-    means = {role: mean_state(adapter, sets[role]["items"], layer, a.batch_size) for role in ("base", "target")}
-    facts = {
-        **a.header,
-        "layer": layer,
-        "sets": {
+    if a.sets:
+        sets = read_json(a.sets, "steering sets")
+        means = {role: mean_state(adapter, sets[role]["items"], layer, a.batch_size) for role in ("base", "target")}
+        vector = means["target"] - means["base"]
+        origin = {
             role: {"spec": s["spec"], "size": len(s["items"]), "counts": s["counts"], "position": POSITION_RULES[s["kind"]]}
             for role, s in sets.items()
-        },
-    }
-    save_vector(a.out_dir, means["target"] - means["base"], means["base"], means["target"], facts)
+        }
+    elif a.dictionary:
+        (vector, origin), means = concept_vector(a.dictionary, *a.pair), None
+    else:
+        (vector, origin), means = shift_vector(a.shift, a.concept), None
+    hidden = adapter.language_model().config.hidden_size
+    if vector.shape != (hidden,):
+        raise MMConceptsError(f"{sources[0]}: vectors of size {vector.shape[-1]} for a model of hidden size {hidden}")
+    save_vector(a.out_dir, vector, means, {**a.header, "layer": layer, "sets": origin})
 
 
 def _eval_items(a, adapter):

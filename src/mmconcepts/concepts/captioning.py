@@ -14,10 +14,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mmconcepts.atomic import atomic_path
+from mmconcepts.data.karpathy import Sample
 from mmconcepts.images import open_rgb
 from mmconcepts.models.base import LMMAdapter
 from mmconcepts.models.generation import greedy_generate
-from mmconcepts.data.karpathy import Sample
 
 
 def token_spans(tokenizer, ids: list[int]) -> tuple[str, list[tuple[int, int]]]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from mmconcepts.concepts.dictionary_methods import FACTS
 from mmconcepts.concepts.grounding import top_concepts
-from mmconcepts.concepts.metrics import BertScorer, clip_score, concept_text, mean_std, overlap, probe_auroc, recovery
+from mmconcepts.concepts.metrics import BertScorer, clip_score, concept_text, mean_std, overlap, recovery
 from mmconcepts.errors import MMConceptsError
 
 
@@ -56,12 +56,11 @@ def fidelity(dictionary, Z: np.ndarray, A: np.ndarray) -> dict:
     return out
 
 
-def recovery_with_probe(A: np.ndarray, Z: np.ndarray, factors: list[dict], sign_free: bool) -> dict:
-    """Recovery, each factor value's row also holding the linear probe's AUROC (None: too few samples)."""
+def recovery_with_probe(A: np.ndarray, probe: dict, factors: list[dict], sign_free: bool) -> dict:
+    """Recovery, each factor value's row also holding the layer's linear-probe AUROC (None: too few samples)."""
     result = recovery(A, factors, sign_free=sign_free)
-    probe = probe_auroc(Z, factors)
     for row in result["table"]:
-        row["probe_auroc"] = probe[row["factor"], row["value"]]
+        row["probe_auroc"] = probe.get((row["factor"], row["value"]))
     scored = [row["probe_auroc"] for row in result["table"] if row["probe_auroc"] is not None]
     result["probe_mean"] = float(np.mean(scored)) if scored else None
     return result
@@ -81,7 +80,10 @@ def evaluate(
     factors: list[dict] | None,
     top_r: int,
     header: dict,
+    probe: dict | None = None,
 ) -> dict:
+    """Every score of one dictionary on the test split; ``probe``: the layer's linear-probe AUROC per
+    (factor, value) (``metrics.probe_auroc``, computed once per layer by the ``probe`` job)."""
     A = np.asarray(codes)
     K = np.asarray(dictionary.components_).shape[0]
     if A.shape != (Z_test.shape[0], K):
@@ -97,7 +99,7 @@ def evaluate(
         "bertscore": bertscores(bert, words, references, tops),
         "overlap": overlap(words),
         **fidelity(dictionary, Z_test, A),
-        "recovery": recovery_with_probe(A, Z_test, factors, sign_free) if factors else None,
+        "recovery": recovery_with_probe(A, probe or {}, factors, sign_free) if factors else None,
         "random_words": {
             "clipscore": clipscores(image_emb, encode_texts, rnd, tops),
             "bertscore": bertscores(bert, rnd, references, tops),

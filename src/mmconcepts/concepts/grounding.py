@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmconcepts.atomic import atomic_path
+from mmconcepts.atomic import write_npz
 from mmconcepts.concepts.lens import Lens
 from mmconcepts.errors import MMConceptsError
 
@@ -27,8 +27,7 @@ def top_concepts(activations: np.ndarray, r: int) -> np.ndarray:
 
 def save_codes(path, codes: np.ndarray, sample_ids: list[str]) -> None:
     """The test images' concept activations, solved once by ground and read by evaluate."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, codes=np.asarray(codes, dtype=np.float64), ids=np.array(sample_ids))
+    write_npz(path, codes=np.asarray(codes, dtype=np.float64), ids=np.array(sample_ids))
 
 
 def load_codes(path, sample_ids: list[str]) -> np.ndarray:

@@ -18,6 +18,7 @@ entries of a full dictionary that a random direction would otherwise surface.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import torch
 import wordfreq
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from mmconcepts.atomic import atomic_path
+from mmconcepts.atomic import write_npz
 from mmconcepts.errors import MMConceptsError
 
 WORD_START = ("▁", "Ġ", " ")
@@ -53,12 +54,18 @@ def _norm_params(norm: torch.nn.Module) -> dict:
     weight = norm.weight.detach().float().cpu().numpy()
     bias = getattr(norm, "bias", None)
     eps = getattr(norm, "variance_epsilon", None) or getattr(norm, "eps", None)
+    eps = float(eps if eps is not None else 1e-6)
     kind = "layer" if isinstance(norm, torch.nn.LayerNorm) else "rms"
+    if kind == "rms":
+        # The gain the norm applies, read from its output on ones (rms 1): Gemma's scale by 1 + weight.
+        with torch.no_grad():
+            ones = torch.ones(1, weight.shape[0], device=norm.weight.device)
+            weight = (norm(ones).float()[0] * math.sqrt(1 + eps)).cpu().numpy()
     return {
         "norm_kind": np.array(kind),
         "norm_weight": weight,
         "norm_bias": np.zeros_like(weight) if bias is None else bias.detach().float().cpu().numpy(),
-        "norm_eps": np.array(float(eps if eps is not None else 1e-6)),
+        "norm_eps": np.array(eps),
     }
 
 
@@ -74,8 +81,7 @@ def apply_norm(x: np.ndarray, p: dict) -> np.ndarray:
 
 def write_lens(out_path, unembedding: np.ndarray, bias: np.ndarray, words: list[str], norm: dict) -> None:
     """Write ``lens.npz`` atomically; ``norm`` holds the norm_* arrays ``apply_norm`` reads."""
-    with atomic_path(out_path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, unembedding=np.asarray(unembedding, np.float32), unembedding_bias=bias, words=np.array(words), **norm)
+    write_npz(out_path, unembedding=np.asarray(unembedding, np.float32), unembedding_bias=bias, words=np.array(words), **norm)
 
 
 def export_lens(adapter, out_path: str | Path, *, lexicon_size: int = 50000) -> dict:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
-from mmconcepts.errors import MMConceptsError
 from mmconcepts.data.karpathy import Sample
+from mmconcepts.errors import MMConceptsError
 
 GT_MATCH = ("any", "first")
 POSITIONS = ("predicting", "token")

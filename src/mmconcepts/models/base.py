@@ -1,16 +1,19 @@
-"""The interface every LMM family implements, and the parts most families share.
+"""The one adapter every LMM family goes through, and the facts by which families differ.
 
-An adapter hides what differs between families: the model class, how the
-captioning prompt is built, and where the decoder blocks, the final norm and
-the unembedding live. Modules are found through the class structure
-(``get_decoder()``, ``get_output_embeddings()``), never through dotted names,
-which change between ``transformers`` releases.
+A family is data (``Family``): which checkpoints it covers, where the image goes
+in the user turn, the tokens that end a turn or mark up an image. The code that
+loads, prompts and encodes is the same for all: ``AutoProcessor`` and the
+checkpoint's chat template, the model class its config names. The parts the
+pipeline reads are found through the model's structure, never through dotted
+names (they change between ``transformers`` releases): the decoder is
+``get_decoder()``, its blocks the ModuleList of ``num_hidden_layers`` modules,
+the final norm its norm child, the unembedding ``get_output_embeddings()``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 from PIL import Image
@@ -31,53 +34,77 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
-class LMMAdapter:
-    """Load a captioning LMM and expose the few parts the pipeline needs."""
+@dataclass(frozen=True)
+class Family:
+    """What one family of checkpoints does differently; the adapter reads nothing else about it."""
 
-    family: ClassVar[str]
-    # Where the image placeholder goes relative to the instruction in the user turn.
-    image_first: ClassVar[bool] = True
-    # Tokens that end the assistant's turn besides the tokenizer's EOS (e.g. Idefics2's <end_of_utterance>).
-    end_of_turn: ClassVar[tuple[str, ...]] = ()
+    name: str
+    # config.model_type of its checkpoints: a checkpoint of another family is named at load time.
+    model_types: tuple[str, ...]
+    # Where the image goes relative to the instruction in the user turn (as the family's model cards do).
+    image_first: bool = True
+    # Tokens that end the assistant's turn besides the tokenizer's EOS (e.g. <end_of_utterance>).
+    end_of_turn: tuple[str, ...] = ()
     # Tokens of the image markup, besides the config's image token, that a caption must never contain.
-    image_markup: ClassVar[tuple[str, ...]] = ()
+    image_markup: tuple[str, ...] = ()
+    # The processor pairs images with prompts through one list of images per prompt (Idefics, Gemma 3).
+    image_lists: bool = False
 
-    def __init__(self, path: str, *, dtype: str = "auto", device: str = "auto"):
+    def load(self, path: str, *, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False) -> LMMAdapter:
+        import transformers
+
         if looks_local(path) and not Path(path).expanduser().exists():
             raise MMConceptsError(f"model path {path!r} does not exist")
-        self.path = path
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.processor = self.load_processor(path)
-        self.model = self.load_model(path).eval()
+        # trust_remote_code runs the Python code a checkpoint ships; only a model entry's explicit key turns it on.
+        config = transformers.AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        if config.model_type not in self.model_types:
+            raise MMConceptsError(
+                f"{path} is a {config.model_type!r} checkpoint, not one of adapter {self.name!r} ({', '.join(self.model_types)})"
+            )
+        device_ = resolve_device(device)
+        kwargs = {"dtype": resolve_dtype(dtype, device_), "trust_remote_code": trust_remote_code}
+        if device_.type == "cuda":
+            # accelerate places the weights straight on the GPU, without a full CPU copy.
+            kwargs.update(device_map={"": device_.index or 0})
+        model = transformers.AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+        if device_.type != "cuda":
+            model = model.to(device_)
+        processor = transformers.AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+        return LMMAdapter(self, model.eval(), processor)
 
-    @classmethod
-    def from_loaded(cls, model, processor) -> "LMMAdapter":
+    def from_loaded(self, model, processor) -> LMMAdapter:
         """An adapter around a model already in memory (the tiny LLaVA's quality gate, during training)."""
-        self = cls.__new__(cls)
-        self.path = None
-        self.processor, self.model = processor, model
+        return LMMAdapter(self, model, processor)
+
+
+def _find_parts(model) -> tuple[torch.nn.Module, torch.nn.ModuleList, torch.nn.Module, torch.nn.Module]:
+    """The decoder, its blocks, its final norm and the unembedding; a part not found is named."""
+    what = type(model).__name__
+    decoder = model.get_decoder()
+    if decoder is None or decoder is model:
+        raise MMConceptsError(f"{what}: no language model found (get_decoder() gives none)")
+    n = model.config.get_text_config().num_hidden_layers
+    blocks = next((m for m in decoder.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == n), None)
+    if blocks is None:
+        raise MMConceptsError(f"{what}: no decoder blocks found (no ModuleList of {n} blocks in {type(decoder).__name__})")
+    # The final norm is the decoder's own norm, registered after its blocks.
+    norms = [m for m in decoder.children() if type(m).__name__.lower().endswith("norm")]
+    if not norms:
+        raise MMConceptsError(f"{what}: no final norm found (no norm module directly under {type(decoder).__name__})")
+    head = model.get_output_embeddings()
+    if head is None:
+        raise MMConceptsError(f"{what}: no unembedding found (get_output_embeddings() gives none)")
+    return decoder, blocks, norms[-1], head
+
+
+class LMMAdapter:
+    """A loaded captioning LMM of some family, and the few parts the pipeline needs."""
+
+    def __init__(self, family: Family, model, processor):
+        self.family, self.model, self.processor = family, model, processor
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
-        return self
-
-    # -- loading ---------------------------------------------------------------------
-    def load_processor(self, path: str):
-        from transformers import AutoProcessor
-
-        return AutoProcessor.from_pretrained(path)
-
-    def load_model(self, path: str):
-        kwargs = {"dtype": self.dtype}
-        if self.device.type == "cuda":
-            # accelerate places the weights straight on the GPU, without a full CPU copy
-            # (transformers 5 always loads on the meta device; low_cpu_mem_usage is gone).
-            kwargs.update(device_map={"": self.device.index or 0})
-        model = self.model_class().from_pretrained(path, **kwargs)
-        return model if self.device.type == "cuda" else model.to(self.device)
-
-    def model_class(self):
-        raise NotImplementedError
+        self._decoder, self._blocks, self._norm, self._head = _find_parts(model)
 
     @property
     def tokenizer(self):
@@ -88,54 +115,59 @@ class LMMAdapter:
         """The chat-templated prompt that asks for a caption, ending where the answer starts."""
         text = {"type": "text", "text": instruction}
         image = {"type": "image"}
-        content = [image, text] if self.image_first else [text, image]
+        content = [image, text] if self.family.image_first else [text, image]
         conversation = [{"role": "user", "content": content}]
         return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
 
     def encode(self, images: list[Image.Image], prompt: str, *, padding_side: str):
         """Processor inputs for a batch of images sharing one prompt, on the model's device."""
-        self.tokenizer.padding_side = padding_side
+        batch = [[im] for im in images] if self.family.image_lists else images
+        # A chat template that writes the BOS itself (Gemma 3, Idefics3) must not get a second one from the tokenizer.
+        bos = self.tokenizer.bos_token
+        specials = not (bos and prompt.startswith(bos))
+        # The side is passed, not set on the tokenizer: some processors (InternVL) default to left padding.
         inputs = self.processor(
-            images=self.prepare_images(images), text=[prompt] * len(images), return_tensors="pt", padding=True
-        )
+            images=batch, text=[prompt] * len(images), return_tensors="pt", padding=True, padding_side=padding_side,
+            add_special_tokens=specials,
+        )  # fmt: skip
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in inputs.items()}
-
-    def prepare_images(self, images: list[Image.Image]):
-        return images
 
     # -- the modules the pipeline reads ------------------------------------------
     def language_model(self) -> torch.nn.Module:
-        return self.model.get_decoder()
+        return self._decoder
 
     def decoder_layers(self) -> torch.nn.ModuleList:
-        return self.language_model().layers
+        return self._blocks
 
     def final_norm(self) -> torch.nn.Module:
-        return self.language_model().norm
+        return self._norm
 
     def unembedding(self) -> torch.nn.Module:
-        return self.model.get_output_embeddings()
+        return self._head
 
     @property
     def n_layers(self) -> int:
-        return len(self.decoder_layers())
+        return len(self._blocks)
 
     def image_token_id(self) -> int | None:
-        return getattr(self.model.config, "image_token_id", None) or getattr(self.model.config, "image_token_index", None)
+        config = self.model.config
+        found = getattr(config, "image_token_id", None)
+        return found if found is not None else getattr(config, "image_token_index", None)
 
-    def _token_ids(self, tokens: tuple[str, ...]) -> set[int]:
+    def token_ids(self, tokens: tuple[str, ...]) -> set[int]:
+        """The ids of those tokens the vocabulary has (a checkpoint may lack an optional one)."""
         unk = self.tokenizer.unk_token_id
         ids = {self.tokenizer.convert_tokens_to_ids(t) for t in tokens}
         return {i for i in ids if i is not None and i != unk}
 
     def stop_token_ids(self) -> set[int]:
         """Tokens that end a caption: EOS, the family's end of turn, and the checkpoint's declared EOS ids."""
-        ids = {self.tokenizer.eos_token_id, *self._token_ids(self.end_of_turn)}
+        ids = {self.tokenizer.eos_token_id, *self.token_ids(self.family.end_of_turn)}
         eos = self.model.generation_config.eos_token_id
         ids.update(eos if isinstance(eos, list) else [eos])
         return {i for i in ids if i is not None}
 
     def never_generated_ids(self) -> set[int]:
         """Image placeholder and markup tokens: a caption made of them would be read as an image."""
-        ids = {self.image_token_id(), *self._token_ids(self.image_markup)}
+        ids = {self.image_token_id(), *self.token_ids(self.family.image_markup)}
         return {i for i in ids if i is not None}

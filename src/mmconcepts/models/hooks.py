@@ -58,7 +58,7 @@ def read_states(adapter: LMMAdapter, layers: list[str], index: torch.Tensor):
         yield found
 
 
-APPLY = ("all", "generated", "last_prompt")
+APPLY = ("all", "generated", "last_prompt", "prompt")
 
 
 @contextlib.contextmanager
@@ -66,7 +66,8 @@ def add_vector(adapter: LMMAdapter, layer: str, vector, alpha: float, apply: str
     """Within the block, ``alpha · vector`` is added to the output of ``layer`` (a block or ``final``).
 
     ``apply``: ``all`` positions (prompt, image tokens and generated), ``generated`` steps
-    only, or the ``last_prompt`` position and the generated steps. Generation with a
+    only, the ``last_prompt`` position and the generated steps, or the ``prompt`` only
+    (what the model reads is steered, each generated step is not). Generation with a
     KV cache runs the whole prompt in one call and then one new token per call, so a
     call over several positions is a prompt's; prompts are left-padded, so its last
     column is every row's last prompt token.
@@ -84,7 +85,7 @@ def add_vector(adapter: LMMAdapter, layer: str, vector, alpha: float, apply: str
             if v.shape != (hidden.shape[-1],):
                 raise MMConceptsError(f"a steering vector of shape {tuple(v.shape)} for hidden states of size {hidden.shape[-1]}")
             added["v"] = (alpha * v).to(hidden.device, hidden.dtype)
-        if prompt and apply == "generated":
+        if (prompt and apply == "generated") or (not prompt and apply == "prompt"):
             return None
         if prompt and apply == "last_prompt":
             hidden = hidden.clone()

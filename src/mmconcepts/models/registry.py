@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.models.base import LMMAdapter
-from mmconcepts.models.idefics2 import Idefics2Adapter
-from mmconcepts.models.llava import LlavaAdapter
-from mmconcepts.models.qwen2_vl import Qwen2VLAdapter, Qwen25VLAdapter
-
-ADAPTERS: dict[str, type[LMMAdapter]] = {
-    cls.family: cls for cls in (LlavaAdapter, Idefics2Adapter, Qwen2VLAdapter, Qwen25VLAdapter)
-}
+from mmconcepts.models.families import FAMILIES
 
 
-def load_adapter(name: str, path: str, *, dtype: str = "auto", device: str = "auto") -> LMMAdapter:
-    if name not in ADAPTERS:
-        raise MMConceptsError(f"unknown adapter {name!r}; known: {', '.join(sorted(ADAPTERS))}")
-    return ADAPTERS[name](path, dtype=dtype, device=device)
+def load_adapter(
+    name: str, path: str, *, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False
+) -> LMMAdapter:
+    if name not in FAMILIES:
+        raise MMConceptsError(f"unknown adapter {name!r}; supported: {', '.join(sorted(FAMILIES))}")
+    return FAMILIES[name].load(path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)

@@ -91,10 +91,10 @@ class ImageTexts:
         object.__setattr__(self, "word_set", frozenset(self.words))
 
     @classmethod
-    def of(cls, captions) -> "ImageTexts":
+    def of(cls, captions) -> ImageTexts:
         return cls(tuple(captions), content_words(captions))
 
-    def describes(self, text: "TrainingText") -> bool:
+    def describes(self, text: TrainingText) -> bool:
         """Whether ``text`` is true of this image: one of its captions, or a list of its words."""
         if text.words is None:
             return text.text in self.captions

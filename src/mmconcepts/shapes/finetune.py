@@ -22,7 +22,7 @@ from mmconcepts.atomic import read_json
 from mmconcepts.data.karpathy import factors_of
 from mmconcepts.device import set_threads
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.models.llava import LlavaAdapter
+from mmconcepts.models.families import FAMILIES
 from mmconcepts.shapes.caption_quality import caption_quality
 from mmconcepts.shapes.llava import CaptionData, generate_captions, save_model, train_loop, vision_tower
 from mmconcepts.shapes.llava_settings import FINETUNE_DEFAULTS
@@ -51,7 +51,7 @@ def finetune_tiny_llava(base_dir, world_dir, style: str, out_dir, **params) -> d
     processor = AutoProcessor.from_pretrained(base_dir)
     model = LlavaForConditionalGeneration.from_pretrained(base_dir)
     vision_tower(model).requires_grad_(False)
-    adapter = LlavaAdapter.from_loaded(model, processor)
+    adapter = FAMILIES["llava"].from_loaded(model, processor)
     prompt = adapter.caption_prompt(p["prompt"])
     train_samples, train_images = world_split(world_dir, "train", folder / "captions.json")
     data = CaptionData(processor, train_images, train_samples, prompt)

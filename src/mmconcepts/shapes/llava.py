@@ -40,8 +40,8 @@ from mmconcepts.atomic import atomic_path
 from mmconcepts.data.karpathy import factors_of, load_karpathy
 from mmconcepts.device import set_threads
 from mmconcepts.errors import MMConceptsError
+from mmconcepts.models.families import FAMILIES
 from mmconcepts.models.generation import ANSWER_TOKENS, greedy_generate, greedy_texts, vqa_instruction
-from mmconcepts.models.llava import LlavaAdapter
 from mmconcepts.shapes.caption_quality import caption_quality
 from mmconcepts.shapes.llava_settings import LMM_DEFAULTS
 from mmconcepts.shapes.training import batch_order, merge_params, warmup_cosine, world_split
@@ -336,7 +336,7 @@ def train_tiny_llava(world_dir, out_dir, **params) -> dict:
     tokenizer = build_tokenizer(all_captions + answers, prompts, p["max_vocab"])
     processor = build_processor(tokenizer, image_size, p["patch_size"])
     model = build_model(tokenizer, image_size, p)
-    adapter = LlavaAdapter.from_loaded(model, processor)
+    adapter = FAMILIES["llava"].from_loaded(model, processor)
     prompt = adapter.caption_prompt(p["prompt"])
     data = CaptionData(processor, train_images, train_samples, prompt)
     train_rows = {s.id: i for i, s in enumerate(train_samples)}

@@ -26,11 +26,10 @@ LMM_DEFAULTS = {
     "lr": 1e-3,
     "warmup": 50,
     "weight_decay": 0.01,
-    # part 3: questions (with captions alongside), after captioning. Off by default: on the default
-    # world the yes/no questions stayed at chance (53 %) and shapes fell to 85 % of captions (issue 13).
+    # part 3: questions (with captions alongside), after captioning
     "vqa_steps": 250,
-    "vqa_batch_size": 0,  # questions per step beside a batch of captions; 0: no VQA
-    "vqa_lr": 1e-4,
+    "vqa_batch_size": 16,  # questions per step beside a batch of captions; 0: no VQA
+    "vqa_lr": 1e-3,
     # quality gate, on the test split
     "eval_images": 0,  # 0: every test image
     "eval_batch_size": 100,

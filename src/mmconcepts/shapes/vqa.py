@@ -1,11 +1,18 @@
 """VQAv2-format questions about the shapes world, with answers known from each image's factors.
 
-Per image, one question of each kind, VQAv2's three answer types: ``is there a <shape>?``
-(yes/no; the shape asked about is present with probability one half, so yes and no are
-balanced), ``how many shapes are there?`` (number), and ``what colour is the <shape>?``
-about the main object, or ``what is the background?`` when the second object has the
-main one's shape (other). Every question has the ten human answers VQAv2 files carry,
-here all the same: the world's answers are not ambiguous.
+Per image, one question of each kind, VQAv2's three answer types: yes/no, ``how many
+shapes are there?`` (number), and ``what colour is the <shape>?`` about the main object, or
+``what is the background?`` when the second object has the main one's shape (other). Every
+question has the ten human answers VQAv2 files carry, here all the same: the world's
+answers are not ambiguous.
+
+The yes/no question is ``is there a <shape>?`` (the shape asked about present with
+probability one half) for half of the images, ``is there more than one shape?`` for the
+other half. The first needs the model to match a word of the question with the image: the
+tiny LLaVA (4 blocks, trained for minutes on the CPU) does not learn that (measured: yes/no
+at 46 to 51 % after 300 to 700 question steps, while it counts and names colours at 99 %).
+The second it answers from the image alone, so the model has yes and no answers of its own
+to steer between.
 """
 
 from __future__ import annotations
@@ -24,13 +31,16 @@ def questions_of(rng: np.random.Generator, f: dict, shapes: list[str]) -> list[d
     """The image's questions as (question, question_type, answer_type, answer) dicts."""
     present = {f["shape"], f["second_shape"]} - {NONE}
     absent = [s for s in shapes if s not in present]
-    if absent and rng.random() < 0.5:
-        asked, answer = absent[rng.integers(len(absent))], "no"
+    if rng.random() < 0.5:
+        two = f["second_shape"] != NONE
+        yes_no = {"question": "Is there more than one shape?", "question_type": "is there", "answer": "yes" if two else "no"}
+    elif absent and rng.random() < 0.5:
+        yes_no = {"question": f"Is there a {absent[rng.integers(len(absent))]}?", "question_type": "is there a", "answer": "no"}
     else:
         options = sorted(present)
-        asked, answer = options[rng.integers(len(options))], "yes"
+        yes_no = {"question": f"Is there a {options[rng.integers(len(options))]}?", "question_type": "is there a", "answer": "yes"}
     out = [
-        {"question": f"Is there a {asked}?", "question_type": "is there a", "answer_type": "yes/no", "answer": answer},
+        {**yes_no, "answer_type": "yes/no"},
         {
             "question": "How many shapes are there?",
             "question_type": "how many",

@@ -114,7 +114,9 @@ def compare(
     n_mas: int = 20,
     truth: dict | None = None,
     factors: dict | None = None,
-) -> dict:
+) -> tuple[dict, dict]:
+    """The comparison's figures (JSON-ready), and its arrays: Δ_k (``shifts``, NaN rows for empty concepts),
+    ``counts`` of samples per concept, the ``original`` concepts U."""
     Za, Zb, ids = common_samples(a, b, word)
     if len(ids) < k:
         raise MMConceptsError(f"word {word!r}: {len(ids)} samples common to {a.name} and {b.name}, fewer than K = {k}")
@@ -186,7 +188,7 @@ def compare(
         "pearson_consistency_improved_cosine": sa.pearson(steady["pairwise_cosine"], gains["improved_cosine"]),
         "pearson_consistency_improved_cosine_normalised": sa.pearson(steady["pairwise_cosine"], gains["improved_cosine_normalised"]),
     }
-    return {
+    result = {
         "word": word,
         "original": a.name,
         "finetuned": b.name,
@@ -208,6 +210,9 @@ def compare(
         else None,
         "concepts": concepts,
     }
+    # The directions themselves, for steering the original model with a concept's shift.
+    vectors = {"shifts": Delta, "counts": counts, "original": U}
+    return result, vectors
 
 
 def ground_truth(

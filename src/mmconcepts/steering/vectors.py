@@ -48,14 +48,43 @@ def mean_state(adapter, items: list[dict], layer: str, batch_size: int) -> np.nd
     return (total / n).numpy()
 
 
-def save_vector(out_dir, vector: np.ndarray, base_mean: np.ndarray, target_mean: np.ndarray, facts: dict) -> None:
-    """``vector.safetensors`` and ``vector.json`` in ``out_dir``, each written whole."""
+def concept_vector(path, i: int, j: int) -> tuple[np.ndarray, dict]:
+    """s_ij = u_j − u_i of a dictionary, and where it came from (for the vector's facts)."""
+    components = _npz(path, "components", "dictionary")
+    k = len(components)
+    if not (0 <= i < k and 0 <= j < k):
+        raise MMConceptsError(f"{path}: concepts {i}, {j} of a dictionary of {k}")
+    rule = f"u_{j} − u_{i} of {path}"
+    return components[j] - components[i], {"base": {"spec": {"concept": i}, "position": rule}, "target": {"spec": {"concept": j}, "position": rule}}
+
+
+def shift_vector(path, k: int) -> tuple[np.ndarray, dict]:
+    """Δ_k of a shift analysis, and where it came from; a concept with no sample has no shift."""
+    shifts = _npz(path, "shifts", "shift result")
+    if not 0 <= k < len(shifts):
+        raise MMConceptsError(f"{path}: concept {k} of a shift with {len(shifts)} concepts")
+    if np.isnan(shifts[k]).any():
+        raise MMConceptsError(f"{path}: concept {k} has no common sample, so no shift")
+    rule = f"Δ_{k}: the mean shift of concept {k}'s samples, {path}"
+    return shifts[k], {"base": {"spec": "original model", "position": rule}, "target": {"spec": {"shift": k}, "position": rule}}
+
+
+def _npz(path, key: str, what: str) -> np.ndarray:
+    try:
+        with np.load(path) as f:
+            return np.asarray(f[key], dtype=np.float64)
+    except (OSError, KeyError, ValueError) as e:
+        raise MMConceptsError(f"{path}: not a {what} with {key!r} ({e})") from None
+
+
+def save_vector(out_dir, vector: np.ndarray, means: dict | None, facts: dict) -> None:
+    """``vector.safetensors`` (with the two sets' means, when it has sets) and ``vector.json`` in ``out_dir``, each written whole."""
     from safetensors.numpy import save_file
 
     out_dir = Path(out_dir)
-    tensors = {"vector": vector.astype(np.float32), "base_mean": base_mean.astype(np.float32), "target_mean": target_mean.astype(np.float32)}
+    tensors = {"vector": vector, **{f"{role}_mean": m for role, m in (means or {}).items()}}
     with atomic_path(out_dir / "vector.safetensors") as tmp:
-        save_file(tensors, str(tmp))
+        save_file({key: np.asarray(t, np.float32) for key, t in tensors.items()}, str(tmp))
     with atomic_path(out_dir / "vector.json") as tmp:
         tmp.write_text(json.dumps({**facts, "norm": float(np.linalg.norm(vector)), "hidden_size": int(vector.shape[0])}, indent=1) + "\n")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmconcepts.atomic import atomic_path
+from mmconcepts.atomic import write_npz
 from mmconcepts.concepts.decomposition._input import as_features, check_fitted
 from mmconcepts.concepts.decomposition.baselines import centred_projection, inverse_distance
 from mmconcepts.concepts.decomposition.coding import lasso_codes
@@ -45,8 +45,7 @@ def save_dictionary(path, estimator, *, method: str, train_activations, sample_i
         arrays["alpha"] = np.array(float(estimator.alpha))
     if FACTS[method].coding == "projection":
         arrays["mean"] = np.asarray(estimator.mean_)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file handle: np.savez keeps the name as is
-        np.savez(f, **arrays)
+    write_npz(path, **arrays)
 
 
 @dataclass
