@@ -50,7 +50,9 @@ def mean_state(adapter, items: list[dict], layer: str, batch_size: int) -> np.nd
 
 def concept_vector(path, i: int, j: int) -> tuple[np.ndarray, dict]:
     """s_ij = u_j − u_i of a dictionary, and where it came from (for the vector's facts)."""
-    components = _npz(path, "components", "dictionary")
+    from mmconcepts.concepts.decomposition import load_dictionary
+
+    components = np.asarray(load_dictionary(path).components_, dtype=np.float64)
     k = len(components)
     if not (0 <= i < k and 0 <= j < k):
         raise MMConceptsError(f"{path}: concepts {i}, {j} of a dictionary of {k}")
