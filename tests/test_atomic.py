@@ -17,6 +17,24 @@ def test_interrupted_write_leaves_nothing(tmp_path, is_dir):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_interrupt_while_committing_several_outputs_leaves_no_temporary(tmp_path, monkeypatch):
+    """A SIGTERM can arrive while an ExitStack renames its outputs into place one by one."""
+    import contextlib
+
+    real_replace = os.replace
+
+    def interrupted_replace(src, dst):
+        if str(dst).endswith("second"):
+            raise KeyboardInterrupt("signal 15")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", interrupted_replace)
+    with pytest.raises(KeyboardInterrupt), contextlib.ExitStack() as stack:
+        for name in ("first", "second"):
+            stack.enter_context(atomic_path(tmp_path / name, is_dir=True))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_finished_write_replaces_the_old_output(tmp_path):
     target = tmp_path / "a.json"
     write_json(target, {"v": 1})

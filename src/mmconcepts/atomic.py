@@ -37,22 +37,24 @@ def _remove(path: Path) -> None:
 def atomic_path(path: str | os.PathLike, *, is_dir: bool = False):
     """Yield a temporary path next to ``path``; rename it to ``path`` on success.
 
-    On any exception (including KeyboardInterrupt from SIGINT) the temporary
-    path is removed and ``path`` is left untouched.
+    On any exception (including KeyboardInterrupt from SIGINT), up to the rename itself, the
+    temporary path is removed and ``path`` is never left half-written.
     """
     path = Path(path)
     tmp = _tmp_sibling(path, is_dir)
     try:
         yield tmp
+        # mkstemp/mkdtemp create 0600/0700; give the output the permissions open()/mkdir() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, (0o777 if is_dir else 0o666) & ~umask)
+        _remove(path)
+        os.replace(tmp, path)
     except BaseException:
+        # Also while renaming into place: a SIGTERM there (an ExitStack of several outputs
+        # commits them one by one) must not leave the temporary behind.
         _remove(tmp)
         raise
-    # mkstemp/mkdtemp create 0600/0700; give the output the permissions open()/mkdir() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, (0o777 if is_dir else 0o666) & ~umask)
-    _remove(path)
-    os.replace(tmp, path)
 
 
 def write_json(path: str | os.PathLike, obj, *, indent: int | None = 1) -> None:
