@@ -193,6 +193,19 @@ def test_recovery_planted_concepts_and_table():
     assert out["mean"] == pytest.approx(np.mean([r["auroc"] for r in out["table"]]))
 
 
+def test_column_aurocs_equal_sklearn_with_ties():
+    """The vectorised AUROC against sklearn's, one column at a time, on tied integer scores."""
+    from sklearn.metrics import roc_auc_score
+
+    from mmconcepts.concepts.metrics.recovery import column_aurocs
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 4, size=(40, 7)).astype(float)
+    y = rng.random(40) < 0.3
+    expected = [roc_auc_score(y, a[:, k]) for k in range(a.shape[1])]
+    np.testing.assert_allclose(column_aurocs(y, a), expected, rtol=0, atol=1e-12)
+
+
 def test_recovery_noise_is_chance_and_missing_factor_is_negative():
     factors = shapes_factors(2000)
     factors[0] = {"world": "shapes", "shape": "circle"}  # no colour: negative for red and blue

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -41,6 +42,18 @@ def _matrix(x, name: str, factors: list[dict]) -> np.ndarray:
     if not np.isfinite(a).all():
         raise MMConceptsError(f"recovery: {name}s contain NaN or infinity")
     return a
+
+
+def column_aurocs(y: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """AUROC of every column of ``a`` (N × K) as a detector of the boolean labels ``y``, at once.
+
+    The Mann–Whitney form, ties counted half as ``roc_auc_score`` does; one call instead of K,
+    since sklearn's per-call input checks took 5 of an evaluation job's 20 seconds.
+    """
+    ranks = rankdata(a, axis=0)  # average ranks for ties
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    return (ranks[y].sum(0) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def _factor_values(factors: list[dict[str, str]]) -> Iterator[tuple[str, str, np.ndarray]]:
@@ -66,7 +79,7 @@ def recovery(activations: np.ndarray, factors: list[dict[str, str]], sign_free: 
     a = _matrix(activations, "activation", factors)
     table = []
     for factor, value, y in _factor_values(factors):
-        aurocs = np.array([roc_auc_score(y, a[:, k]) for k in range(a.shape[1])])
+        aurocs = column_aurocs(y, a)
         if sign_free:
             aurocs = np.maximum(aurocs, 1.0 - aurocs)
         best = int(np.argmax(aurocs))
