@@ -10,6 +10,7 @@ import yaml
 from mmconcepts.config_checks import model_depth
 from mmconcepts.shapes.clip import CLIP_DEFAULTS
 from mmconcepts.shapes.llava_settings import FINETUNE_DEFAULTS, LMM_DEFAULTS
+from mmconcepts.shapes.world import WORLD_DEFAULTS
 
 SCHEMA = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
 
@@ -21,6 +22,12 @@ def test_schema_lists_exactly_the_training_keys_the_trainers_know():
     assert set(props["finetune_lmm"]["properties"]) == set(FINETUNE_DEFAULTS)
     assert props["finetune_lmm"]["additionalProperties"] is False
     assert props["train_lmm"]["additionalProperties"] is props["train_clip"]["additionalProperties"] is False
+
+
+def test_schema_lists_exactly_the_world_keys_with_the_generators_defaults():
+    world = SCHEMA["properties"]["world"]["properties"]
+    assert set(world) == set(WORLD_DEFAULTS)
+    assert all(WORLD_DEFAULTS[key] == spec["default"] for key, spec in world.items() if "default" in spec)
 
 
 def test_model_depth_reads_a_local_checkpoints_config(tmp_path):

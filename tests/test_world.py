@@ -19,7 +19,7 @@ from mmconcepts.shapes.world import COLOURS, SHAPES, WORLD_DEFAULTS, generate_wo
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-SMALL = {"n_train": 30, "n_val": 5, "n_test": 10, "image_size": 32}
+SMALL = {"n_train": 30, "n_val": 5, "n_test": 10, "image_size": 32, "classes_per_shape": 2}
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -39,7 +39,9 @@ def test_same_seed_gives_identical_files(world, tmp_path):
     generate_world(again, seed=3, **SMALL)
     assert digest(again) == digest(world)
     # images, captions and factors, two styles' captions and facts, VQA questions and annotations of 3 splits
-    assert len(digest(world)) == 45 + 2 + 2 * 2 + 3 * 2
+    # images, captions + factors, 2 styles × 2 files, 3 VQA splits × 2 files, and the class set:
+    # an image and a mask per class image, and 4 JSON files.
+    assert len(digest(world)) == 45 + 2 + 2 * 2 + 3 * 2 + len(SHAPES) * 2 * 2 + 4
 
 
 def test_different_seed_gives_different_images(world, tmp_path):

@@ -7,8 +7,9 @@ in the image and not only in the captions. Captions come from templates with var
 word order (the words after the main shape differ between templates), and every
 caption names the main shape and colour. The output folder is a Karpathy-format
 data set (``captions.json``) plus ``factors.json`` with the ground truth, the same
-images captioned in each style (``styles/``, for fine-tunes) and VQAv2-format
-questions about them (``vqa/``).
+images captioned in each style (``styles/``, for fine-tunes), VQAv2-format
+questions about them (``vqa/``) and a classification set, one class per shape
+(``classes/``, see mmconcepts.shapes.classes).
 
 Image ``i`` is drawn from its own generator seeded with ``(seed, i)``, so the same
 seed gives the same files byte for byte.
@@ -93,6 +94,7 @@ WORLD_DEFAULTS = {
     "second_object_prob": 0.5,
     "captions_per_image": 5,
     "styles": list(STYLES),  # caption sets for fine-tuning, written to styles/<style>/
+    "classes_per_shape": 20,  # images per class of the classification set, written to classes/
 }
 
 
@@ -128,6 +130,7 @@ def world_params(**params) -> dict:
     _check_int(p, "n_val", 0)
     _check_int(p, "n_test", 1)
     _check_int(p, "captions_per_image", 1)
+    _check_int(p, "classes_per_shape", 1)
     _check_subset(p, "shapes", SHAPES)
     _check_subset(p, "colours", COLOURS)
     _check_subset(p, "backgrounds", BACKGROUNDS)
@@ -238,6 +241,7 @@ def generate_world(out_dir, **params) -> dict:
     p = world_params(**params)
     started = time.perf_counter()
     size, n_cap = p["image_size"], p["captions_per_image"]
+    from mmconcepts.shapes.classes import write_class_split
     from mmconcepts.shapes.vqa import questions_of, vqa_files
 
     images, factors, questions = [], {}, []
@@ -275,6 +279,7 @@ def generate_world(out_dir, **params) -> dict:
             "second_colour": [*p["colours"], NONE],
         }
         (tmp / "factors.json").write_text(json.dumps({"factors": allowed, "images": factors}) + "\n")
+        classes = write_class_split(tmp / "classes", p, first_imgid=len(images))
     return {
         "out": str(out_dir),
         "name": p["name"],
@@ -283,5 +288,6 @@ def generate_world(out_dir, **params) -> dict:
         "splits": {s: p[f"n_{s}"] for s in ("train", "val", "test")},
         "captions": len(images) * n_cap,
         "styles": list(styled),
+        "classes": classes,
         "seconds": round(time.perf_counter() - started, 2),
     }
