@@ -1,0 +1,1 @@
+"""CLIP's zero-shot decisions explained by the concepts its two encoders share (Sammani & Deligiannis)."""
