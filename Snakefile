@@ -22,6 +22,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/dictionary.smk"
 include: "workflow/rules/shift.smk"
 include: "workflow/rules/steering.smk"
+include: "workflow/rules/mutual.smk"
 include: "workflow/rules/report.smk"
 
 

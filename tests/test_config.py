@@ -24,6 +24,15 @@ def test_schema_lists_exactly_the_training_keys_the_trainers_know():
     assert props["train_lmm"]["additionalProperties"] is props["train_clip"]["additionalProperties"] is False
 
 
+def test_schema_lists_exactly_the_mutual_settings_and_family_keys():
+    from mmconcepts.mutual.settings import MUTUAL_DEFAULTS
+    from mmconcepts.shapes.clip_family_settings import FAMILY_DEFAULTS
+
+    props = SCHEMA["properties"]
+    assert set(props["clip_family"]["properties"]) == set(FAMILY_DEFAULTS)
+    assert set(props["mutual"]["additionalProperties"]["properties"]["settings"]["properties"]) == set(MUTUAL_DEFAULTS)
+
+
 def test_schema_lists_exactly_the_world_keys_with_the_generators_defaults():
     world = SCHEMA["properties"]["world"]["properties"]
     assert set(world) == set(WORLD_DEFAULTS)

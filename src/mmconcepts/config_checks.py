@@ -17,6 +17,7 @@ from mmconcepts.errors import MMConceptsError
 from mmconcepts.models.paths import looks_local
 
 LMM_DIR = "resources/models/shapes-llava"  # where the train_lmm rule writes the tiny LLaVA
+FAMILY_DIR = "resources/models/clip-family"  # where train_clip_family writes w<width>/w<width>-s<step>/
 _PY_TYPES = {"integer": (int,), "number": (int, float), "boolean": (bool,), "null": (type(None),)}
 
 
@@ -228,6 +229,60 @@ def _check_steering_source(name: str, entry: dict, model: dict, config: dict, ki
         raise MMConceptsError(f"steering.{name}.layers: {absent} not among {what} {made}: the vector is read from there")
 
 
+def open_clip_names() -> set[str]:
+    """The model names open_clip ships configs for, read from its package without importing it (slow)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    folder = Path(spec.origin).parent / "model_configs" if spec and spec.origin else None
+    return {p.stem for p in folder.glob("*.json")} if folder and folder.is_dir() else set()
+
+
+def family_models(config: dict) -> dict[str, dict]:
+    """Every checkpoint of the tiny CLIP family as a mutual model entry; step 0 is the random control."""
+    from mmconcepts.shapes.clip_family_settings import family_params, model_name
+
+    p = family_params(**config["clip_family"])
+    return {
+        model_name(w, s): {"path": f"{FAMILY_DIR}/w{w}/{model_name(w, s)}", "control": s == 0}
+        for w in p["widths"]
+        for s in sorted(p["checkpoints"])
+    }
+
+
+def _check_mutual(name: str, entry: dict, config: dict) -> None:
+    from mmconcepts.mutual.settings import mutual_settings
+
+    where = f"mutual.{name}"
+    try:
+        mutual_settings(**entry.get("settings", {}))
+    except MMConceptsError as e:
+        raise MMConceptsError(f"{where}.settings: {str(e).removeprefix('mutual: ')}") from None
+    models = dict(entry.get("models", {}))
+    if entry.get("family"):
+        models |= family_models(config)
+    if not models:
+        raise MMConceptsError(f"{where}: no models (list some under models:, or set family: true)")
+    known = None
+    for model, spec in entry.get("models", {}).items():
+        if ("path" in spec) == ("model" in spec) or ("pretrained" in spec and "model" not in spec):
+            raise MMConceptsError(f"{where}.models.{model}: give either path (a local open_clip folder) or model (+ pretrained)")
+        if "model" in spec and not spec["model"].startswith("hf-hub:"):
+            known = open_clip_names() if known is None else known
+            if known and spec["model"] not in known:
+                raise MMConceptsError(f"{where}.models.{model}.model: {spec['model']!r} is not an open_clip model name")
+    if not entry.get("enabled", True):
+        return
+    for model, spec in entry.get("models", {}).items():
+        path = spec.get("path")
+        if path and not path.startswith("resources/") and not Path(path).expanduser().exists():
+            raise MMConceptsError(f"{where}.models.{model}.path: {path} does not exist")
+    for key in ("images", "descriptors", "templates", "classes", "masks", "truth"):
+        path = entry.get(key)
+        if path and not path.startswith("resources/") and not Path(path).expanduser().exists():
+            raise MMConceptsError(f"{where}.{key}: {path} does not exist")
+
+
 def check_config(config: dict) -> None:
     from mmconcepts.concepts.dictionary_methods import METHODS
     from mmconcepts.shapes.llava_settings import LMM_DEFAULTS
@@ -263,6 +318,8 @@ def check_config(config: dict) -> None:
         pairs[pair] = name
     for name, entry in config.get("steering", {}).items():
         _check_steering(name, entry, config)
+    for name, entry in config.get("mutual", {}).items():
+        _check_mutual(name, entry, config)
     unknown = [m for m in config["decomposition"]["methods"] if m not in METHODS]
     if unknown:
         raise MMConceptsError(f"decomposition.methods: unknown method(s) {unknown}; known: {', '.join(METHODS)}")

@@ -7,7 +7,7 @@ import shlex
 
 import mmconcepts
 from mmconcepts.concepts.dictionary_methods import METHODS
-from mmconcepts.config_checks import LMM_DIR, check_config, finetune_dir
+from mmconcepts.config_checks import FAMILY_DIR, LMM_DIR, check_config, family_models, finetune_dir
 from mmconcepts.models.paths import looks_local
 
 check_config(config)
@@ -57,7 +57,8 @@ def k_values():
 
 def generated(path):
     """The rule output a resources/ path lives in, or the path itself when it is the user's."""
-    for produced in (WORLD_DIR, LMM_DIR, CLIP_DIR, *map(finetune_dir, FINETUNES)):
+    family = [f"{FAMILY_DIR}/w{w}" for w in config["clip_family"].get("widths", [])] or [FAMILY_DIR]
+    for produced in (WORLD_DIR, LMM_DIR, CLIP_DIR, *map(finetune_dir, FINETUNES), *family):
         if path == produced or path.startswith(f"{produced}/"):
             return produced
     return path
@@ -208,7 +209,8 @@ def default_reports():
         for token in s["tokens"]
     ]
     steering = [f"results/steering/{name}/report.html" for name, s in config["steering"].items() if s.get("enabled", True)]
-    return concepts + shifts + steering
+    mutual = [f"results/mutual/{name}/report.html" for name, m in config["mutual"].items() if m.get("enabled", True)]
+    return concepts + shifts + steering + mutual
 
 
 def clip_spec(wildcards):
@@ -401,3 +403,38 @@ def steer_header(wildcards):
 def steer_runs(wildcards):
     layers = [str(x) for x in steer_cfg(wildcards)["layers"]]
     return expand("results/steering/{name}/layer{layer}/steer.json", name=wildcards.name, layer=layers)
+
+
+# -- mutual knowledge ---------------------------------------------------------------------
+MUTUAL_DATA_KEYS = ("images", "descriptors", "templates", "classes", "masks", "truth")
+
+
+def mutual_models(entry):
+    """The entry's CLIPs by name: its models, and every checkpoint of the tiny family if it asks."""
+    m = config["mutual"][entry]
+    return {**(family_models(config) if m.get("family") else {}), **m.get("models", {})}
+
+
+def mutual_inputs(wildcards):
+    spec = mutual_models(wildcards.entry).get(wildcards.clip)
+    if spec is None:
+        raise ValueError(f"mutual.{wildcards.entry}: no model {wildcards.clip!r} (models: {', '.join(mutual_models(wildcards.entry))})")
+    return {"model": [generated(spec["path"])] if "path" in spec else [], "data": mutual_data_inputs(wildcards)}
+
+
+def mutual_data_inputs(wildcards):
+    m = config["mutual"][wildcards.entry]
+    return sorted({generated(m[key]) for key in MUTUAL_DATA_KEYS if key in m})
+
+
+def mutual_dataset(wildcards):
+    m = config["mutual"][wildcards.entry]
+    return json.dumps({key: m[key] for key in (*MUTUAL_DATA_KEYS, "per_class") if key in m}, sort_keys=True)
+
+
+def mutual_model(wildcards):
+    return json.dumps(mutual_models(wildcards.entry)[wildcards.clip], sort_keys=True)
+
+
+def mutual_runs(wildcards):
+    return [f"results/mutual/{wildcards.entry}/{clip}" for clip in mutual_models(wildcards.entry)]

@@ -4,7 +4,7 @@ Each stage takes all its settings as arguments (the rules pass them from
 ``params:``, so Snakemake notices when one changes) and writes its outputs
 atomically. Bad input ends with one line naming the file, key or word.
 
-One module per system (``shapes``, ``concepts``, ``shift``, ``steering``); each command is declared by
+One module per system (``shapes``, ``concepts``, ``shift``, ``steering``, ``mutual``); each command is declared by
 ``@command(name, help, *arguments)`` right above its handler.
 """
 
@@ -18,7 +18,7 @@ from mmconcepts.cli.registry import COMMANDS
 from mmconcepts.errors import MMConceptsError
 
 # Importing a system's module registers its commands.
-from mmconcepts.cli import concepts, index, shapes, shift, steering  # noqa: F401  isort: skip
+from mmconcepts.cli import concepts, index, mutual, shapes, shift, steering  # noqa: F401  isort: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

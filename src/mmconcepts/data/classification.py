@@ -4,7 +4,8 @@ The layout is the one ImageNet val is usually kept in and the one the shapes wor
 - ``images/<folder>/<image>``, one folder per class;
 - a class-name file, JSON ``{folder: name}`` (``n01440764: tench``) or a list of names in the
   sorted order of the folders; without one, folder names are the class names;
-- prompt templates, a JSON list of strings with one ``{}`` for the class name;
+- prompt templates, a JSON list of strings with one ``{}`` for the class name (default: eight of
+  CLIP's ImageNet templates, ``CLIP_TEMPLATES``);
 - a descriptor bank in Menon & Vondrick's format, JSON ``{class name: [descriptor, ...]}``. Its
   descriptors are pooled and deduplicated into one class-agnostic list D, as the paper does
   (4,229 strings for ImageNet).
@@ -19,6 +20,17 @@ from mmconcepts.atomic import read_json
 from mmconcepts.errors import MMConceptsError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+# Eight of CLIP's ImageNet templates, the default: the paper averages class embeddings over eight.
+CLIP_TEMPLATES = (
+    "a photo of a {}.",
+    "itap of a {}.",
+    "a drawing of a {}.",
+    "a picture of a {}.",
+    "a rendering of a {}.",
+    "a close-up photo of a {}.",
+    "a bright photo of a {}.",
+    "a good photo of a {}.",
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,7 @@ def _bank(path: Path, classes: list[str]) -> tuple[dict[str, tuple[str, ...]], t
 def load_classification(
     images: str | Path,
     descriptors: str | Path,
-    templates: str | Path,
+    templates: str | Path | None = None,
     classes: str | Path | None = None,
     per_class: int | None = None,
 ) -> ClassificationSet:
@@ -107,4 +119,5 @@ def load_classification(
         if not files:
             raise MMConceptsError(f"{images / folder}: class {name!r} has no images ({', '.join(IMAGE_SUFFIXES)})")
         listed += [(p, label) for p in files[:per_class]]
-    return ClassificationSet(tuple(names), _templates(Path(templates)), bank, pooled, tuple(listed))
+    templates = CLIP_TEMPLATES if templates is None else _templates(Path(templates))
+    return ClassificationSet(tuple(names), templates, bank, pooled, tuple(listed))

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mmconcepts.data.classification import CLIP_TEMPLATES
 from mmconcepts.shapes.drawing import shape_coverage
 from mmconcepts.shapes.world import draw, layout, sample_factors
 
@@ -38,24 +39,15 @@ PART_DESCRIPTORS = {
     "cross": ("two crossing bars", "four short arms", "a plus sign outline"),
 }
 # Attributes every class can have: listed under every class, as a real bank repeats "green grass".
+# No descriptor holds another attribute's word ("green grass" would name a colour), so each is
+# true of exactly one attribute value.
 COLOUR_DESCRIPTORS = {c: f"a bright {c} surface" for c in ("red", "green", "blue", "yellow", "purple", "orange")}
 BACKGROUND_DESCRIPTORS = {
     "plain": "a plain grey backdrop",
-    "grass": "green grass blades",
+    "grass": "tall grass blades",
     "stripes": "diagonal light stripes",
-    "sky": "a blue sky fading to haze",
+    "sky": "an open sky fading to haze",
 }
-# Eight of CLIP's ImageNet templates, as the paper averages class embeddings over eight.
-TEMPLATES = (
-    "a photo of a {}.",
-    "itap of a {}.",
-    "a drawing of a {}.",
-    "a picture of a {}.",
-    "a rendering of a {}.",
-    "a close-up photo of a {}.",
-    "a bright photo of a {}.",
-    "a good photo of a {}.",
-)
 CLASS_SIZE = "large"  # the larger radius: more patches of the object for the foreground and its concepts
 
 
@@ -104,7 +96,7 @@ def write_class_split(folder: Path, p: dict, first_imgid: int) -> dict:
             imgid += 1
     args = (p["shapes"], p["colours"], p["backgrounds"])
     (folder / "classes.json").write_text(json.dumps({s: s for s in p["shapes"]}, indent=1) + "\n")
-    (folder / "templates.json").write_text(json.dumps(list(TEMPLATES), indent=1) + "\n")
+    (folder / "templates.json").write_text(json.dumps(list(CLIP_TEMPLATES), indent=1) + "\n")
     (folder / "descriptors.json").write_text(json.dumps(descriptor_bank(*args), indent=1) + "\n")
     truth = {"images": images, "descriptors": descriptor_truth(*args)}
     (folder / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")

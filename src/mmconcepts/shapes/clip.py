@@ -31,7 +31,8 @@ from mmconcepts.atomic import atomic_path
 from mmconcepts.concepts.metrics.clipscore import check_fits, clip_score, concept_text, token_length
 from mmconcepts.device import set_threads
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.shapes.training import batch_order, merge_params, warmup_cosine, world_split
+from mmconcepts.shapes.params import merge_params
+from mmconcepts.shapes.training import batch_order, warmup_cosine, world_split
 from mmconcepts.shapes.world import caption_tokens
 
 CLIP_NAME = "shapes-clip"

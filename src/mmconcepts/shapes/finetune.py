@@ -26,8 +26,9 @@ from mmconcepts.models.families import FAMILIES
 from mmconcepts.shapes.caption_quality import caption_quality
 from mmconcepts.shapes.llava import CaptionData, generate_captions, save_model, train_loop, vision_tower
 from mmconcepts.shapes.llava_settings import FINETUNE_DEFAULTS
+from mmconcepts.shapes.params import merge_params
 from mmconcepts.shapes.styles import style_rates
-from mmconcepts.shapes.training import merge_params, world_split
+from mmconcepts.shapes.training import world_split
 
 
 def style_folder(world_dir, style: str) -> Path:

@@ -44,7 +44,8 @@ from mmconcepts.models.families import FAMILIES
 from mmconcepts.models.generation import ANSWER_TOKENS, greedy_generate, greedy_texts, vqa_instruction
 from mmconcepts.shapes.caption_quality import caption_quality
 from mmconcepts.shapes.llava_settings import LMM_DEFAULTS
-from mmconcepts.shapes.training import batch_order, merge_params, warmup_cosine, world_split
+from mmconcepts.shapes.params import merge_params
+from mmconcepts.shapes.training import batch_order, warmup_cosine, world_split
 from mmconcepts.shapes.vqa import world_questions
 from mmconcepts.steering.vqa_metrics import accuracy_by_type
 
