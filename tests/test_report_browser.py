@@ -76,3 +76,19 @@ def test_the_steering_reports_render_cleanly(micro_run, tmp_path, name):
     page = inspect_page(micro_run / f"results/steering/{name}/report.html", tmp_path / f"{name}.png")
     assert page["images_total"] >= 2 and page["images_broken"] == []  # the sweep plot and the examples' images
     assert page["console_errors"] == [] and page["external_requests"] == [] and page["scripts"] == 0
+
+
+def test_the_mutual_report_renders_cleanly(tmp_path):
+    """A synthetic mutual-knowledge report: plots and overlays load, the missing image is a placeholder."""
+    from test_mutual_report import render_toy
+
+    render_toy(tmp_path)  # four CLIPs × two methods, one image file deleted
+    page = inspect_page(tmp_path / "report.html", tmp_path / "mutual.png")
+
+    assert page["images_total"] == 4 + 2 * 3  # AUC vs top-1, MI, deletion, insertion; three overlays per method
+    assert page["images_broken"] == []
+    assert page["console_errors"] == []
+    assert page["external_requests"] == []
+    assert page["scripts"] == 0  # "<b>bold</b>" stayed text
+    shot = (tmp_path / "mutual.png").read_bytes()
+    assert shot.startswith(b"\x89PNG") and len(shot) > 50_000

@@ -24,7 +24,7 @@ SLURM_ARGS = ("--profile", str(PROFILE), "--workflow-profile", "none")
 # One concept report and one steering report: every GPU rule and most CPU rules, in half the
 # time of the whole micro run (the shift and the second model add only more of the same rules).
 SLURM_TARGETS = (REPORT, "results/steering/shapes-to-red/report.html")
-GPU_RULES = {"captions", "lens", "extract", "steering_sets", "steering_vector", "steer_baseline", "steer"}
+GPU_RULES = {"captions", "lens", "extract", "steering_sets", "steering_vector", "steer_baseline", "steer", "mutual"}
 
 
 def job_resources(log: str) -> list[tuple[str, str]]:

@@ -55,6 +55,7 @@ def test_full_run_from_empty_results(micro_run):
     index = (micro_run / "results/index.html").read_text()
     links = re.findall(r'<a class="report" href="([^"]+)"', index)
     assert links == [
+        "mutual/shapes-classes/report.html",
         "shapes-llava/circle/report.html",
         "shift/shapes-llava--shapes-llava-places/circle/report.html",
         "steering/shapes-to-red/report.html",
@@ -187,6 +188,13 @@ def test_k_larger_than_the_kept_samples_names_k(micro_run):
         ("decomposition={methods: [snmf, nmf]}", "decomposition.methods: unknown method(s) ['nmf']"),
         ("decomposition={device: gpu}", "['decomposition']['device']"),
         ("datasets={shapes: {restval: val}}", "['restval']"),
+        ("mutual={shapes-classes: {models: {odd: {model: ViT-Q-99, pretrained: openai}}}}",
+         "mutual.shapes-classes.models.odd.model: 'ViT-Q-99' is not an open_clip model name"),
+        ("mutual={shapes-classes: {settings: {methods: [pca, ica]}}}", "['methods']"),
+        ("mutual={shapes-classes: {settings: {n_concepts: 6, curve_length: 16}}}", "mutual.shapes-classes.settings: curve_length 16 is shorter"),
+        ("mutual={shapes-classes: {family: false}}", "mutual.shapes-classes: no models"),
+        ("clip_family={checkpoints: [0, 900]}", "clip_family: checkpoints [900] must lie in 0…steps"),
+        ("clip_family={gap: shape}", "['clip_family']['gap']"),
     ],
 )
 def test_a_wrong_config_value_names_its_key(micro_run, override, named):
@@ -250,4 +258,4 @@ def test_snakemake_report_gathers_reports_and_metrics(micro_run, tmp_path):
     snakemake(micro_run, "--report", str(tmp_path / "report.zip"))
     names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
     gathered = sorted(Path(n).name for n in names if "/data/raw/" in n)  # the files flagged with report()
-    assert gathered == ["metrics.json"] * 10 + ["report.html"] * 4  # concepts, shift, two steering reports
+    assert gathered == ["metrics.json"] * 10 + ["report.html"] * 5  # concepts, shift, two steering, mutual

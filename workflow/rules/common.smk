@@ -415,6 +415,11 @@ def mutual_models(entry):
     return {**(family_models(config) if m.get("family") else {}), **m.get("models", {})}
 
 
+def mutual_clip_names():
+    """Every CLIP name of every mutual entry: the clip wildcard, so report.html is never a CLIP."""
+    return sorted({clip for entry in config["mutual"] for clip in mutual_models(entry)})
+
+
 def mutual_inputs(wildcards):
     spec = mutual_models(wildcards.entry).get(wildcards.clip)
     if spec is None:

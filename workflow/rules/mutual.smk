@@ -33,7 +33,7 @@ rule mutual:
         directory("results/mutual/{entry}/{clip}"),
     wildcard_constraints:
         entry=one_of(config["mutual"]),
-        clip=r"[A-Za-z0-9_.-]+",
+        clip=one_of(mutual_clip_names()),
     params:
         dataset=mutual_dataset,
         model=mutual_model,
@@ -42,7 +42,7 @@ rule mutual:
         code_version=CODE_VERSION,
     log:
         "results/mutual/{entry}/logs/{clip}.log",
-    threads: 2
+    threads: 1  # the shapes family's jobs are mostly start-up: two run at once
     resources:
         gpu=1,
         mem_mb=8000,

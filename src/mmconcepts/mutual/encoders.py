@@ -29,8 +29,8 @@ class ClipEncoders:
     image_size: int
     mean: torch.Tensor
     std: torch.Tensor
+    device: torch.device
     batch_size: int = 64
-    device: torch.device = torch.device("cpu")
 
     @classmethod
     def load(cls, name: str, spec: dict, batch_size: int = 64, device: str = "cpu") -> ClipEncoders:
@@ -54,7 +54,7 @@ class ClipEncoders:
         cfg = model.visual.preprocess_cfg
         mean = torch.tensor(cfg["mean"], dtype=torch.float32).view(3, 1, 1)
         std = torch.tensor(cfg["std"], dtype=torch.float32).view(3, 1, 1)
-        return cls(name, model.eval(), tokenizer, int(size), mean, std, batch_size, device)
+        return cls(name, model.eval(), tokenizer, int(size), mean, std, device, batch_size)
 
     @property
     def patch_grid(self) -> tuple[int, int]:

@@ -12,6 +12,9 @@ Choices the paper leaves open, made here:
 - A concept's rank for Deletion/Insertion is cos(image, concept prompt) × the mean cos(image,
   descriptor) of the concept's descriptors (the paper: "the product of" the two similarities).
   A concept is all of its patches in the image, blurred (out or in) at the image's resolution.
+- A concept is removed (or kept) by a Gaussian blur of sigma ``perturbation_blur`` × the image's
+  shorter side (1/16 by default: 4 px at 64 px, 14 px at 224 px). The visual prompts' blur (an 11 × 11
+  kernel at 224 px) leaves a 64-pixel shape recognisable, and Deletion then equalled Insertion.
 - Deletion/Insertion curves shorter than ``n_concepts`` + 1 (an image showing fewer concepts) are
   padded with their last value: nothing is left to remove (or add).
 """
@@ -151,7 +154,7 @@ def explain_method(enc, data, images, labels, tokens, foreground, image_emb, pre
             "per_concept": [list(x) for x in rec["described"].per_concept] if rec["described"] else [],
             "dv": list(dv), "dy": dy, "mutual": [d for d in dv if d in set(dy)], "mi": float(mi_curves[-1][0]),
         })  # fmt: skip
-    blurred = [blurred_copy(im) for im in images]
+    blurred = [blurred_copy(im, p["perturbation_blur"] * min(im.size)) for im in images]
     perturbed = _perturbation_curves(enc, images, concepts, orders, blurred, class_emb, predicted, labels, p["n_concepts"] + 1)
     per_concept = [e["per_concept"] for e in explanations if e["per_concept"]]
     summary = {

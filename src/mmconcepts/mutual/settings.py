@@ -27,6 +27,7 @@ MUTUAL_DEFAULTS = {
     "curve_length": 16,
     "second_min": 5,
     "connectivity": 4,
+    "perturbation_blur": 0.0625,  # Deletion/Insertion blur: its sigma as a share of the image's shorter side
     "seed": 0,
     "batch_size": 64,
 }
@@ -48,6 +49,8 @@ def mutual_settings(**params) -> dict:
     for key, choices in (("relevance", RELEVANCE_RULES), ("score", SCORE_NAMES), ("connectivity", (4, 8))):
         if p[key] not in choices:
             raise MMConceptsError(f"mutual: {key} must be one of {', '.join(map(str, choices))}, not {p[key]!r}")
+    if isinstance(p["perturbation_blur"], bool) or not isinstance(p["perturbation_blur"], (int, float)) or p["perturbation_blur"] <= 0:
+        raise MMConceptsError(f"mutual: perturbation_blur must be a positive number, not {p['perturbation_blur']!r}")
     for key in ("offset", "ot_scale", "ot_reg"):
         if isinstance(p[key], bool) or not isinstance(p[key], (int, float)):
             raise MMConceptsError(f"mutual: {key} must be a number, not {p[key]!r}")
