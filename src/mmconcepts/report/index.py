@@ -7,11 +7,10 @@ import os
 import re
 from pathlib import Path
 
-from mmconcepts.atomic import atomic_path
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.report.templates import environment
+from mmconcepts.report.templates import write_page
 
-TITLE = re.compile(r"<title>(.*?)</title>", re.S)
+TITLE = re.compile(r"<title>(.*?)</title>", re.DOTALL)
 
 
 def report_title(path: Path) -> str:
@@ -30,6 +29,4 @@ def render_index(out: str | Path, reports: list[str | Path]) -> None:
         {"href": Path(os.path.relpath(Path(r), out.parent)).as_posix(), "title": report_title(Path(r)), "path": str(r)}
         for r in sorted(map(str, reports))
     ]
-    page = environment().get_template("index.html.jinja2").render(entries=entries)
-    with atomic_path(out) as tmp:
-        tmp.write_text(page)
+    write_page(out, "index.html.jinja2", entries=entries)

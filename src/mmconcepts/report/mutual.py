@@ -20,12 +20,12 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from mmconcepts import __version__
-from mmconcepts.atomic import atomic_path, read_json
+from mmconcepts.atomic import read_json
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.images import open_rgb
 from mmconcepts.report.images import Thumbnails, data_uri
 from mmconcepts.report.tables import best_flags, fmt
-from mmconcepts.report.templates import environment
+from mmconcepts.report.templates import write_page
 
 N_EXAMPLES = 6
 OVERLAY_PX = 160
@@ -423,7 +423,9 @@ def render_mutual_report(out_path, summary: dict) -> None:
     best = best_model(summary["models"])
     overlays = Overlays(OVERLAY_PX)
     examples = [_examples(best, method, overlays) for method in summary["methods"]]
-    html = environment().get_template("mutual.html.jinja2").render(
+    write_page(
+        out_path,
+        "mutual.html.jinja2",
         summary=summary,
         entry=summary["entry"],
         classes=_classes(summary["classes"]),
@@ -439,5 +441,3 @@ def render_mutual_report(out_path, summary: dict) -> None:
         notes=[overlays.missing_note()] if overlays.missing else [],
         version=__version__,
     )
-    with atomic_path(out_path) as tmp:
-        tmp.write_text(html, encoding="utf-8")

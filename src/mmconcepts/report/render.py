@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
-from mmconcepts.atomic import atomic_path
 from mmconcepts.report.images import Thumbnails
 from mmconcepts.report.plots import layer_key, line_panels
-from mmconcepts.report.templates import environment
-from mmconcepts.report.tables import fmt, lookup, parse_figure, metric_table, recovery_rows
+from mmconcepts.report.tables import fmt, lookup, metric_table, parse_figure, recovery_rows
+from mmconcepts.report.templates import write_page
 
 CARD_METHOD = "snmf"  # the paper's dictionary; the other methods are baselines shown in the tables
 N_TEST_IMAGES = 8
@@ -156,7 +155,9 @@ def render_report(out_path, *, header: dict, entries: list[dict], focus: dict) -
     if thumbs.missing_note():
         notes.append(thumbs.missing_note())
 
-    html = environment().get_template("concepts.html.jinja2").render(
+    write_page(
+        out_path,
+        "concepts.html.jinja2",
         header=header,
         layers=layers,
         ks=ks,
@@ -171,5 +172,3 @@ def render_report(out_path, *, header: dict, entries: list[dict], focus: dict) -
         recovery=recovery_table,
         plots=_plots(index, layers, ks, focus_layer, focus_k),
     )
-    with atomic_path(out_path) as tmp:
-        tmp.write_text(html, encoding="utf-8")

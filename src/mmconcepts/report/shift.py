@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from mmconcepts import __version__
-from mmconcepts.atomic import atomic_path, read_json
+from mmconcepts.atomic import read_json
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.report.images import Thumbnails
 from mmconcepts.report.plots import layer_key, scatter_panels
 from mmconcepts.report.tables import fmt
-from mmconcepts.report.templates import environment
+from mmconcepts.report.templates import write_page
 
 
 def _pct(x) -> str:
@@ -91,7 +91,9 @@ def render_shift_report(out_path, run_paths: list[str]) -> None:
         "improved cosine",
     )
     notes = [thumbs.missing_note()] if thumbs.missing else []
-    html = environment().get_template("shift.html.jinja2").render(
+    write_page(
+        out_path,
+        "shift.html.jinja2",
         focus=focus,
         runs=runs,
         rows=[_summary_row(r) for r in runs],
@@ -103,5 +105,3 @@ def render_shift_report(out_path, run_paths: list[str]) -> None:
         n_shift_words=focus["n_shift_words"],
         version=__version__,
     )
-    with atomic_path(out_path) as tmp:
-        tmp.write_text(html, encoding="utf-8")

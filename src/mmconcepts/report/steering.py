@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from mmconcepts import __version__
-from mmconcepts.atomic import atomic_path, read_json
+from mmconcepts.atomic import read_json
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.report.images import Thumbnails
 from mmconcepts.report.plots import layer_key, line_panels
 from mmconcepts.report.tables import fmt
-from mmconcepts.report.templates import environment
+from mmconcepts.report.templates import write_page
 
 N_EXAMPLES = 8
 MAX_OFF_TARGET_DROP = 0.05  # VQA: accuracy on the other answer types may drop this much
@@ -106,7 +106,9 @@ def render_steering_report(out_path, run_paths: list[str], baseline_path: str) -
                     "after": steered[item["id"]],
                 }
             )
-    html = environment().get_template("steering.html.jinja2").render(
+    write_page(
+        out_path,
+        "steering.html.jinja2",
         name=name,
         head=head,
         task=task,
@@ -123,5 +125,3 @@ def render_steering_report(out_path, run_paths: list[str], baseline_path: str) -
         notes=[thumbs.missing_note()] if thumbs.missing else [],
         version=__version__,
     )
-    with atomic_path(out_path) as tmp:
-        tmp.write_text(html, encoding="utf-8")
