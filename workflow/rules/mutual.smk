@@ -15,7 +15,7 @@ rule train_clip_family:
         code_version=CODE_VERSION,
     log:
         "results/logs/train_clip_family_w{width}.log",
-    threads: 2
+    threads: 1  # two widths train at once: two one-thread runs use the cores better than one after the other
     resources:
         mem_mb=4000,
         runtime=60,

@@ -91,7 +91,7 @@ def _perturbation_curves(enc, images, concepts, order, blurred, class_emb, predi
     return out
 
 
-def _describe_images(enc, images, concepts, image_desc, lang, descriptors_emb, p):
+def _describe_images(enc, images, concepts, image_desc, descriptors_emb, p):
     """Per image: its concepts' prompts encoded (batched over all images), D_v, D_ŷ, the MI curve."""
     regions, prompts = [], []
     for i, image in enumerate(images):
@@ -100,8 +100,8 @@ def _describe_images(enc, images, concepts, image_desc, lang, descriptors_emb, p
             region = largest_region(concepts[i], c)
             regions.append((i, c))
             prompts += visual_prompts(image, region)
-    prompt_emb = enc.images(prompts).reshape(len(regions), 3, -1).mean(1)
-    prompt_emb /= np.linalg.norm(prompt_emb, axis=1, keepdims=True)
+    prompt_emb = enc.images(prompts).reshape(len(regions), 3, -1).mean(1) if regions else np.zeros((0, descriptors_emb.shape[1]))
+    prompt_emb /= np.maximum(np.linalg.norm(prompt_emb, axis=1, keepdims=True), 1e-12)
     per_image = [[] for _ in images]
     for (i, c), v in zip(regions, prompt_emb):
         per_image[i].append((c, v))
@@ -140,7 +140,7 @@ def explain_method(enc, data, images, labels, tokens, foreground, image_emb, pre
             raise MMConceptsError(f"mutual: class {data.classes[c]!r}, {method}: {e}") from None
     image_desc = image_emb @ descriptors_emb.T
     lang = class_emb[predicted] @ descriptors_emb.T
-    records = _describe_images(enc, images, concepts, image_desc, lang, descriptors_emb, p)
+    records = _describe_images(enc, images, concepts, image_desc, descriptors_emb, p)
     score = SCORES[p["score"]]
     mi_curves, explanations, orders = [], [], []
     for i, rec in enumerate(records):
