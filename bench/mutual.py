@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_MODEL = Path("resources/models/clip-family/w128/w128-s300")
+DEFAULT_MODEL = Path("resources/models/clip-family/w128/w128-s250")
 DEFAULT_CLASSES = Path("resources/worlds/shapes/classes")
 
 
