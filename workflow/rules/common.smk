@@ -24,6 +24,13 @@ def one_of(names):
 FINETUNES = {name: m["finetune"] for name, m in config["models"].items() if "finetune" in m}
 # Shift analyses by their (original, fine-tuned) pair, which names their results folder.
 SHIFTS = {(s["original"], s["finetuned"]): s for s in config["shifts"].values()}
+# The train_clip_family outputs (one folder per width) that a mutual entry's CLIPs live in; the
+# widths come from the family's settings with their defaults, not only from what config.yaml lists.
+FAMILY_RUNS = sorted(
+    {os.path.dirname(m["path"]) for m in family_models(config).values()}
+    if any(e.get("family") for e in config["mutual"].values())
+    else set()
+)
 
 
 
@@ -57,8 +64,7 @@ def k_values():
 
 def generated(path):
     """The rule output a resources/ path lives in, or the path itself when it is the user's."""
-    family = [f"{FAMILY_DIR}/w{w}" for w in config["clip_family"].get("widths", [])] or [FAMILY_DIR]
-    for produced in (WORLD_DIR, LMM_DIR, CLIP_DIR, *map(finetune_dir, FINETUNES), *family):
+    for produced in (WORLD_DIR, LMM_DIR, CLIP_DIR, *map(finetune_dir, FINETUNES), *FAMILY_RUNS):
         if path == produced or path.startswith(f"{produced}/"):
             return produced
     return path

@@ -46,7 +46,7 @@ class ModelResult:
     labels: np.ndarray
     foreground: np.ndarray  # (N, h, w) bool
     foreground_check: dict | None
-    methods: dict[str, dict] = field(default_factory=dict)  # method → {"summary", "curves", "concepts", "images"}
+    methods: dict[str, dict] = field(default_factory=dict)  # method → {"summary", "curves", "concepts", "explanations"}
 
 
 def _class_groups(labels: np.ndarray):
@@ -84,15 +84,11 @@ def _perturbation_curves(enc, images, concepts, order, blurred, class_emb, predi
     for (i, kind, _), row in zip(jobs, scores):
         curves[kind][i].append(float(row[predicted[i]]))
         curves["acc_drop" if kind == "deletion" else "acc_inc"][i].append(float(row.argmax() == labels[i]))
-    out = {}
-    for kind, per_image in curves.items():
-        padded = np.array([c + [c[-1]] * (length - len(c)) for c in per_image])
-        out[kind] = padded
-    return out
+    return {kind: np.array([c + [c[-1]] * (length - len(c)) for c in per_image]) for kind, per_image in curves.items()}
 
 
 def _describe_images(enc, images, concepts, image_desc, descriptors_emb, p):
-    """Per image: its concepts' prompts encoded (batched over all images), D_v, D_ŷ, the MI curve."""
+    """Per image: its concepts' prompts encoded (batched over all images) and its description D_v."""
     regions, prompts = [], []
     for i, image in enumerate(images):
         present = [int(c) for c in np.unique(concepts[i]) if c >= 0]

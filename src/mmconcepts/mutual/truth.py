@@ -8,6 +8,7 @@ named: its descriptors must never come out mutual, while the others do.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from mmconcepts.errors import MMConceptsError
@@ -61,8 +62,6 @@ def check_against_truth(explanations: list[dict], descriptors, truth: dict, gap:
 
 def gap_of(model_spec: dict) -> str | None:
     """The attribute a family member's training never named (its ``training.json``), else None."""
-    import json
-
     path = model_spec.get("path")
     facts = Path(path) / "training.json" if path else None
     if facts is None or not facts.is_file():
