@@ -169,7 +169,8 @@ class Cluster:
             "AccountingStorageTRES=gres/gpu\nAccountingStoreFlags=job_comment\n"
             # Trust the node lines below over the hardware (declared memory, placeholder GPUs).
             "GresTypes=gpu\nSlurmdParameters=config_overrides\n"
-            f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={MEMORY_MB} Gres=gpu:{len(gpus)} State=UNKNOWN\n"
+            # Twice the machine's CPUs: room for two jobs of --max-threads each, one per GPU.
+            f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={2 * self.cpus} RealMemory={MEMORY_MB} Gres=gpu:{len(gpus)} State=UNKNOWN\n"
             f"PartitionName=cpu Nodes={self.node} Default=YES MaxTime=INFINITE State=UP\n"
             f"PartitionName=gpu Nodes={self.node} MaxTime=INFINITE State=UP\n"
         )
@@ -198,6 +199,6 @@ class Cluster:
 
     def jobs(self) -> list[dict[str, str]]:
         """Every job sacct knows, one dict of its fields each."""
-        fields = ("JobID", "JobName", "Partition", "AllocTRES", "State", "Comment")
+        fields = ("JobID", "JobName", "Partition", "AllocTRES", "State", "Comment", "Submit", "Start", "End")
         out = self.run("sacct", "-X", "-a", "-n", "-P", "-o", ",".join(fields), "-S", "now-1day")
         return [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line]

@@ -16,7 +16,8 @@ from PIL import Image
 from tiny_lmms import BUILDERS, LAYERS, checkpoint, idefics2_image_tokens, llava_image_tokens, qwen_image_tokens
 
 from mmconcepts.concepts.captioning import caption_split, read_captions
-from mmconcepts.concepts.extraction import build_batch, extract_features, hidden_states_at, read_features
+from mmconcepts.concepts.extraction import build_batch, extract_features, hidden_states_at
+from mmconcepts.concepts.feature_store import read_features
 from mmconcepts.concepts.selection import select_samples
 from mmconcepts.data.karpathy import Sample
 from mmconcepts.errors import MMConceptsError
@@ -191,7 +192,7 @@ def test_position_points_at_the_word(run, position):
         found = pattern.search(tok.decode(ids[q:], skip_special_tokens=True))
         assert found and found.start() < len(tok.decode(ids[q : q + 1], skip_special_tokens=True))
         assert s["position"] == (q - 1 if position == "predicting" else q)
-    inputs, prompt_lens = build_batch(adapter, run["images"], run["prompt"], gen)
+    inputs, prompt_lens = build_batch(adapter.encoder(), run["images"], run["prompt"], gen)
     for b, (s, p) in enumerate(zip(samples, prompt_lens)):
         q = s["token_index"]
         read = inputs["input_ids"][b, p + s["position"]].item()
@@ -213,7 +214,7 @@ def test_hooks_match_output_hidden_states(run):
     gen = [row["token_ids"] for row in run["captions"]]
     positions = [max(len(g) - 1 - i, -1) for i, g in enumerate(gen)]
     hooked = hidden_states_at(adapter, run["images"], run["prompt"], gen, positions, ALL_LAYERS)
-    inputs, prompt_lens = build_batch(adapter, run["images"], run["prompt"], gen)
+    inputs, prompt_lens = build_batch(adapter.encoder(), run["images"], run["prompt"], gen)
     with torch.inference_mode():
         states = adapter.model(**inputs, use_cache=False, output_hidden_states=True).hidden_states
     assert len(states) == LAYERS + 1
@@ -226,6 +227,26 @@ def test_hooks_match_output_hidden_states(run):
         normed = adapter.final_norm()(hooked[str(LAYERS)])
     torch.testing.assert_close(normed, hooked["final"], rtol=1e-5, atol=1e-6)
     assert not torch.allclose(hooked[str(LAYERS)], hooked["final"], atol=1e-3)
+
+
+def test_a_pass_that_stops_at_the_deepest_layer_read_reads_the_same_states(run):
+    """Early stop: block 2 read from a pass that ends there equals block 2 of the whole pass, and
+    no later block nor the LM head ran."""
+    adapter = run["adapter"]
+    gen = [row["token_ids"] for row in run["captions"]]
+    positions = [len(g) - 1 for g in gen]
+    ran = []
+    later = [adapter.decoder_layers()[-1], adapter.final_norm(), adapter.unembedding()]
+    handles = [m.register_forward_hook(lambda m, args, out: ran.append(m)) for m in later]
+    try:
+        stopped = hidden_states_at(adapter, run["images"], run["prompt"], gen, positions, ["2"])
+        assert ran == []
+        whole = hidden_states_at(adapter, run["images"], run["prompt"], gen, positions, ["2"], stop_early=False)
+        assert len(ran) == 3  # without the stop, the last block, the final norm and the head (on one position) run
+    finally:
+        for h in handles:
+            h.remove()
+    torch.testing.assert_close(stopped["2"], whole["2"], rtol=0, atol=0)
 
 
 def test_extraction_is_batch_invariant(run):
@@ -261,7 +282,7 @@ def _reference_greedy(adapter, image, prompt: str, max_new: int) -> list[int]:
     stop, banned = adapter.stop_token_ids(), sorted(adapter.never_generated_ids())
     ids: list[int] = []
     for _ in range(max_new):
-        inputs, _ = build_batch(adapter, [image], prompt, [ids])
+        inputs, _ = build_batch(adapter.encoder(), [image], prompt, [ids])
         with torch.inference_mode():
             logits = adapter.model(**inputs, use_cache=False).logits[0, -1]
             logits[banned] = -float("inf")

@@ -101,6 +101,9 @@ def test_a_user_defines_a_second_fine_tune_and_shift_in_the_config_alone(micro_r
     )
     shift = "shifts={shapes-sentiment: {original: shapes-llava, finetuned: shapes-llava-sentiment, tokens: [circle], layers: [2], k: 4}}"
     jobs = planned_jobs(micro_run, "--config", sentiment, shift)
-    assert jobs == {"finetune_lmm": 1, "captions": 1, "select": 1, "extract": 1, "lens": 1, "shift": 1, "shift_report": 1, "index": 1}
+    assert jobs == {
+        "finetune_lmm": 1, "captions": 1, "gather_captions": 1, "select": 1, "extract": 1, "gather_features": 1, "lens": 1,
+        "shift": 1, "shift_report": 1, "index": 1,
+    }  # fmt: skip
     out = snakemake(micro_run, "--dry-run", "--config", sentiment, shift).stdout
     assert re.search(r"results/shift/shapes-llava--shapes-llava-sentiment/circle/report\.html", out)

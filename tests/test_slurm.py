@@ -2,15 +2,17 @@
 
 The cluster test (marked ``slurm``) installs Debian's SLURM when it is missing (root and apt
 needed, else it is skipped), starts the daemons in its temporary folder (tests/slurm_cluster.py),
-submits part of the micro workflow (``SLURM_TARGETS``) with ``--profile profiles/slurm`` and checks that every job went
-through SLURM, GPU rules to the ``gpu`` partition with one GPU each, and that the results equal
-those of the local run.
+submits part of the micro workflow (``SLURM_TARGETS``) with ``--profile profiles/slurm``, its train
+split captioned and extracted in three shards, and checks that every job went through SLURM, GPU
+rules to the ``gpu`` partition with one GPU each, that the shards ran side by side, and that the
+results equal those of the local run (one shard) byte for byte.
 """
 
 from __future__ import annotations
 
 import re
 import signal
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,20 @@ SLURM_ARGS = ("--profile", str(PROFILE), "--workflow-profile", "none")
 # time of the whole micro run (the shift and the second model add only more of the same rules).
 SLURM_TARGETS = (REPORT, "results/steering/shapes-to-red/report.html")
 GPU_RULES = {"captions", "lens", "extract", "steering_sets", "steering_vector", "steer_baseline", "steer", "mutual"}
+
+
+def running_at_once(jobs: list[dict[str, str]]) -> int:
+    """The most of these jobs that ran at the same time (sacct's Start and End)."""
+    events = sorted(
+        (datetime.fromisoformat(job[key]), step)
+        for job in jobs
+        for key, step in (("Start", 1), ("End", -1))
+    )  # at a tie an end sorts first: jobs that only touch did not overlap
+    most = now = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
 
 
 def job_resources(log: str) -> list[tuple[str, str]]:
@@ -85,6 +101,8 @@ def test_workflow_on_slurm(micro_run, fresh_results, slurm, monkeypatch):
         # every few seconds instead of the plugin's 40 s, which suits a real cluster.
         "--max-threads", str(slurm.cpus),
         "--slurm-init-seconds-before-status-checks", "2",
+        # The micro train split (600 images) in three shards of whole 64-image batches.
+        "--config", "scale={shard_size: 200}",
     )  # fmt: skip
     assert (fresh_results / REPORT).is_file()
 
@@ -99,6 +117,13 @@ def test_workflow_on_slurm(micro_run, fresh_results, slurm, monkeypatch):
         on_gpu = rule in GPU_RULES
         assert job["Partition"] == ("gpu" if on_gpu else "cpu"), job
         assert ("gres/gpu=1" in job["AllocTRES"]) == on_gpu, job
+    shards = [job for rule, job in zip(ran, jobs) if rule in ("captions", "extract") and "train" in job["Comment"]]
+    assert len(shards) == 6
+    # The cluster ran GPU jobs two at a time, one per GPU, and each split's shards were queued together.
+    assert running_at_once([job for rule, job in zip(ran, jobs) if rule in GPU_RULES]) == 2
+    for rule in ("captions", "extract"):
+        of_rule = [job for job in shards if job["Comment"].startswith(f"rule_{rule}_")]
+        assert max(job["Submit"] for job in of_rule) < min(job["End"] for job in of_rule), of_rule
 
     local = result_files(micro_run)
     on_slurm = result_files(fresh_results)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import REPORT, job_table, snakemake, snakemake_command
 
-from mmconcepts.concepts.extraction import read_features
+from mmconcepts.concepts.feature_store import read_features
 
 TOKEN_DIR = Path("results/shapes-llava/circle")
 CAPTIONS = "results/shapes-llava/captions"
@@ -119,18 +119,18 @@ def test_interrupting_snakemake_during_extract_leaves_no_partial_store(micro_run
     # triggers only, so that the changed batch size does not rerun the captions.
     args = ["--rerun-triggers", "mtime", "--config", "models={shapes-llava: {batch_size: 1}}", "--", str(TOKEN_DIR / "features/train")]
     proc = subprocess.Popen(snakemake_command(run_copy, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _wait_for("features/train/.layer*.zarr.tmp-*", run_copy / TOKEN_DIR, proc)
+    _wait_for("feature_shards/train/1-of-1/.layer*.zarr.tmp-*", run_copy / TOKEN_DIR, proc)
     time.sleep(0.3)
     proc.send_signal(sig)
     proc.communicate(timeout=120)
 
     reference = {L: read_features(micro_run / TOKEN_DIR / f"features/train/layer{L}.zarr")[0] for L in ("2", "final")}
-    assert not list(features.glob(".*tmp-*"))
+    assert not list((run_copy / TOKEN_DIR).rglob(".*tmp-*"))
     for store in features.glob("layer*.zarr"):
         Z, _ = read_features(store)
         np.testing.assert_allclose(Z, reference[store.stem.removeprefix("layer")], rtol=1e-4, atol=1e-4)
     if not list(features.glob("layer*.zarr")):
-        assert "extract" in planned_jobs(run_copy)
+        assert "gather_features" in planned_jobs(run_copy)
 
     snakemake(run_copy, str(TOKEN_DIR / "features/train"))
     for layer, ref in reference.items():

@@ -1,4 +1,6 @@
 # Captions once per model and split (shared by every word), then the samples kept for a word.
+# A split is captioned in shards (scale.shard_size images each, whole batches), one job each,
+# which gather_captions joins; a killed shard job resumes from its last whole batch.
 
 
 rule captions:
@@ -6,7 +8,7 @@ rule captions:
         model=model_inputs,
         data=dataset_inputs,
     output:
-        "results/{model}/captions/{split}.jsonl",
+        temp("results/{model}/captions/{split}/{shard}.jsonl"),
     params:
         model=model_params,
         data=data_args,
@@ -14,9 +16,12 @@ rule captions:
         prompt=config["prompt"],
         batch_size=model_setting("batch_size"),
         max_new_tokens=model_setting("max_new_tokens"),
+        workers=config["scale"]["workers"],
         code_version=CODE_VERSION,
     log:
-        "results/{model}/logs/captions_{split}.log",
+        "results/{model}/logs/captions_{split}_{shard}.log",
+    benchmark:
+        "results/{model}/benchmarks/captions_{split}_{shard}.tsv"
     threads: 2
     resources:
         gpu=1,
@@ -27,10 +32,26 @@ rule captions:
     shell:
         "python -m mmconcepts captions --adapter {params.model[adapter]} --model {params.model[path]:q}"
         " --dtype {params.model[dtype]} --device {params.model[device]} {params.model[trust]}"
-        " {params.data} --split {wildcards.split}"
-        " --limit {params.limit}"
-        " --instruction {params.prompt:q} --batch-size {params.batch_size}"
+        " {params.data} --split {wildcards.split} --limit {params.limit} --shard {wildcards.shard}"
+        " --instruction {params.prompt:q} --batch-size {params.batch_size} --workers {params.workers}"
         " --max-new-tokens {params.max_new_tokens} --threads {threads} --out {output:q} > {log:q} 2>&1"
+
+
+rule gather_captions:
+    input:
+        caption_shards,
+    output:
+        "results/{model}/captions/{split}.jsonl",
+    log:
+        "results/{model}/logs/gather_captions_{split}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../envs/mmconcepts.yaml"
+    shell:
+        "python -m mmconcepts gather-captions --shards {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule select:

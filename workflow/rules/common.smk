@@ -1,14 +1,18 @@
 # Wildcard constraints and the get_* helpers every rule file uses.
 # Rules read config only through these helpers and pass values on via params:,
 # so Snakemake reruns exactly what a config change affects.
+import functools
 import json
 import re
 import shlex
 
 import mmconcepts
 from mmconcepts.concepts.dictionary_methods import METHODS
+from mmconcepts.concepts.shards import SHARD_PATTERN, shard_count, shard_name
 from mmconcepts.config_checks import FAMILY_DIR, LMM_DIR, check_config, family_models, finetune_dir
+from mmconcepts.data.karpathy import load_karpathy
 from mmconcepts.models.paths import looks_local
+from mmconcepts.shapes.world import world_params
 
 check_config(config)
 
@@ -43,6 +47,7 @@ wildcard_constraints:
     layer=r"\d+|final",
     method="|".join(METHODS),
     k=r"\d+",
+    shard=SHARD_PATTERN,
 
 
 def model_cfg(wildcards):
@@ -105,6 +110,34 @@ def data_args(wildcards):
 def split_limit(wildcards):
     """At most this many images of the split; 0 means all."""
     return dataset_cfg(wildcards).get("limit", {}).get(wildcards.split, 0)
+
+
+@functools.cache
+def split_images(dataset, split):
+    """How many images a split has (after the data set's limit), known before any job runs:
+    the generated world's from its settings, a user's data set's from its captions file."""
+    ds = config["datasets"][dataset]
+    if generated(ds["captions"]) == WORLD_DIR:
+        n = world_params(**config["world"])[f"n_{split}"]
+    else:
+        n = len(load_karpathy(ds["captions"], ds["images"], split=split, restval=ds["restval"]))
+    limit = ds.get("limit", {}).get(split, 0)
+    return min(n, limit) if limit else n
+
+
+def split_shards(wildcards):
+    """The shard names of a model's split: about scale.shard_size images each."""
+    count = shard_count(split_images(model_cfg(wildcards)["dataset"], wildcards.split), config["scale"]["shard_size"])
+    return [shard_name(i, count) for i in range(count)]
+
+
+def caption_shards(wildcards):
+    return [f"results/{wildcards.model}/captions/{wildcards.split}/{shard}.jsonl" for shard in split_shards(wildcards)]
+
+
+def feature_shards(wildcards):
+    """A word's features are cut into as many shards as its split's captions."""
+    return [f"results/{wildcards.model}/{wildcards.token}/feature_shards/{wildcards.split}/{shard}" for shard in split_shards(wildcards)]
 
 
 def model_setting(key):
@@ -229,6 +262,11 @@ def feature_store(wildcards, split, layer):
 
 def feature_stores(wildcards):
     return [feature_store(wildcards, wildcards.split, layer) for layer in model_layers(wildcards)]
+
+
+def shard_feature_stores(wildcards):
+    folder = f"results/{wildcards.model}/{wildcards.token}/feature_shards/{wildcards.split}/{wildcards.shard}"
+    return [f"{folder}/layer{layer}.zarr" for layer in model_layers(wildcards)]
 
 
 # -- fine-tunes and shift analyses ---------------------------------------------------------

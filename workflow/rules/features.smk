@@ -1,5 +1,6 @@
-# What the model holds about the word: hidden states (one pass, every layer), the
-# logit lens used to name concepts, and CLIP embeddings of the test images.
+# What the model holds about the word: hidden states (one pass, every layer, in shards that
+# gather_features joins), the logit lens used to name concepts, and CLIP embeddings of the
+# test images.
 
 
 rule lens:
@@ -32,17 +33,20 @@ rule extract:
         samples="results/{model}/{token}/samples/{split}.json",
     output:
         # One job owns the folder: every layer's Zarr store comes from the same forward pass.
-        directory("results/{model}/{token}/features/{split}"),
+        temp(directory("results/{model}/{token}/feature_shards/{split}/{shard}")),
     params:
         model=model_params,
         layers=model_layers,
-        stores=feature_stores,
+        stores=shard_feature_stores,
         prompt=config["prompt"],
         batch_size=model_setting("batch_size"),
         store_dtype=model_setting("store_dtype"),
+        workers=config["scale"]["workers"],
         code_version=CODE_VERSION,
     log:
-        "results/{model}/{token}/logs/extract_{split}.log",
+        "results/{model}/{token}/logs/extract_{split}_{shard}.log",
+    benchmark:
+        "results/{model}/{token}/benchmarks/extract_{split}_{shard}.tsv"
     threads: 2
     resources:
         gpu=1,
@@ -54,7 +58,29 @@ rule extract:
         "python -m mmconcepts extract --adapter {params.model[adapter]} --model {params.model[path]:q}"
         " --dtype {params.model[dtype]} --device {params.model[device]} {params.model[trust]} --samples {input.samples:q}"
         " --instruction {params.prompt:q} --batch-size {params.batch_size} --store-dtype {params.store_dtype}"
+        " --shard {wildcards.shard} --workers {params.workers}"
         " --layers {params.layers} --threads {threads} --out {params.stores:q} > {log:q} 2>&1"
+
+
+rule gather_features:
+    input:
+        feature_shards,
+    output:
+        directory("results/{model}/{token}/features/{split}"),
+    params:
+        layers=model_layers,
+        stores=feature_stores,
+    log:
+        "results/{model}/{token}/logs/gather_features_{split}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/mmconcepts.yaml"
+    shell:
+        "python -m mmconcepts gather-features --shards {input:q} --layers {params.layers}"
+        " --out {params.stores:q} > {log:q} 2>&1"
 
 
 rule embed:

@@ -11,6 +11,8 @@ from mmconcepts.errors import MMConceptsError
 
 INSTRUCTION = arg("--instruction", required=True, help="the captioning prompt's text")
 BATCH_SIZE = arg("--batch-size", type=int, default=16)
+SHARD = arg("--shard", default="1-of-1", help="this job's part of the rows: i-of-n (concepts.shards)")
+WORKERS = arg("--workers", type=int, default=0, help="loader processes that open and preprocess batches ahead")
 DICTIONARY = arg("--dictionary", required=True, help="dictionary.npz of the decompose stage")
 TEST_FEATURES = arg("--test-features", required=True, help="Zarr store of the test split, at the dictionary's layer")
 TOP_R = arg("--top-r", type=int, default=3, help="concepts read per test image")
@@ -25,22 +27,37 @@ def _adapter(a):
 
 @command(
     "captions",
-    "caption every image of a split",
-    OUT, THREADS, MODEL, DATA, INSTRUCTION, BATCH_SIZE,
+    "caption every image of a split, or of one shard of it",
+    OUT, THREADS, MODEL, DATA, INSTRUCTION, BATCH_SIZE, SHARD, WORKERS,
     arg("--split", required=True),
     arg("--limit", type=int, default=0, help="at most this many images; 0: all"),
     arg("--max-new-tokens", type=int, default=32),
 )  # fmt: skip
 def captions(a):
     from mmconcepts.concepts.captioning import caption_split
+    from mmconcepts.concepts.shards import shard_rows
 
     samples = dataset(a, split=a.split, limit=a.limit or None)
     if not samples:
         raise MMConceptsError(f"{a.gt}: no images in split {a.split!r}")
+    rows = shard_rows(len(samples), a.shard, a.batch_size)
     counts = caption_split(
-        _adapter(a), samples, a.out, instruction=a.instruction, batch_size=a.batch_size, max_new_tokens=a.max_new_tokens
-    )
-    print(json.dumps(counts))
+        _adapter(a), samples[rows.start : rows.stop], a.out,
+        instruction=a.instruction, batch_size=a.batch_size, max_new_tokens=a.max_new_tokens, workers=a.workers,
+    )  # fmt: skip
+    print(json.dumps({"rows": [rows.start, rows.stop], **counts}))
+
+
+@command(
+    "gather-captions",
+    "join the captions of a split's shards, in order",
+    OUT,
+    arg("--shards", required=True, nargs="+", help="the shards' files, 1-of-n.jsonl .. n-of-n.jsonl"),
+)  # fmt: skip
+def gather_captions(a):
+    from mmconcepts.concepts.shards import gather_captions
+
+    print(json.dumps({"rows": gather_captions([Path(p) for p in a.shards], Path(a.out))}))
 
 
 @command(
@@ -82,8 +99,8 @@ def lens(a):
 
 @command(
     "extract",
-    "hidden states at the word's position, every layer from one pass",
-    THREADS, MODEL, INSTRUCTION, BATCH_SIZE,
+    "hidden states at the word's position, every layer from one pass; one shard of the kept samples",
+    THREADS, MODEL, INSTRUCTION, BATCH_SIZE, SHARD, WORKERS,
     arg("--out", required=True, nargs="+", help="one Zarr store per layer"),
     arg("--samples", required=True),
     arg("--layers", nargs="+", required=True),
@@ -92,18 +109,44 @@ def lens(a):
 def extract(a):
     from mmconcepts.atomic import read_json
     from mmconcepts.concepts.extraction import extract_features
+    from mmconcepts.concepts.feature_store import shard_stores
+    from mmconcepts.concepts.shards import shard_rows
 
     if len(a.layers) != len(a.out):
         raise MMConceptsError(f"{len(a.layers)} layers but {len(a.out)} output stores")
-    extract_features(
-        _adapter(a),
-        read_json(a.samples),
-        {L: Path(o) for L, o in zip(a.layers, a.out)},
-        instruction=a.instruction,
-        batch_size=a.batch_size,
-        dtype=a.store_dtype,
-        attrs={"model": a.model, "adapter": a.adapter},
-    )
+    selection = read_json(a.samples)
+    rows = shard_rows(len(selection["samples"]), a.shard, a.batch_size)
+    stores = {L: Path(o) for L, o in zip(a.layers, a.out)}
+    attrs = {"model": a.model, "adapter": a.adapter}
+    if not rows:
+        # Fewer batches than shards: this one holds no rows and never loads the model.
+        meta = {**attrs, "sample_ids": [], "positions": [], "word": selection["word"], "position_kind": selection["position"]}
+        with shard_stores(stores, rows, len(selection["samples"]), 0, a.store_dtype, meta):
+            pass
+    else:
+        extract_features(
+            _adapter(a), selection, stores, rows=rows,
+            instruction=a.instruction, batch_size=a.batch_size, dtype=a.store_dtype, attrs=attrs, workers=a.workers,
+        )  # fmt: skip
+    print(json.dumps({"rows": [rows.start, rows.stop], "of": len(selection["samples"])}))
+
+
+@command(
+    "gather-features",
+    "join the feature stores of a split's shards, one store per layer",
+    arg("--shards", required=True, nargs="+", help="the shards' folders, in order, each with a layer<L>.zarr per layer"),
+    arg("--layers", nargs="+", required=True),
+    arg("--out", required=True, nargs="+", help="one Zarr store per layer"),
+)  # fmt: skip
+def gather_features(a):
+    from mmconcepts.concepts.feature_store import gather_features
+    from mmconcepts.concepts.shards import check_complete
+
+    if len(a.layers) != len(a.out):
+        raise MMConceptsError(f"{len(a.layers)} layers but {len(a.out)} output stores")
+    check_complete([Path(p).name for p in a.shards])
+    rows = {L: gather_features([Path(p) / f"layer{L}.zarr" for p in a.shards], Path(o)) for L, o in zip(a.layers, a.out)}
+    print(json.dumps(rows))
 
 
 @command(
@@ -122,7 +165,7 @@ def extract(a):
 def decompose(a):
     from mmconcepts.atomic import read_json
     from mmconcepts.concepts.decomposition import make_decomposer, save_dictionary
-    from mmconcepts.concepts.extraction import read_features
+    from mmconcepts.concepts.feature_store import read_features
     from mmconcepts.concepts.selection import require_enough
 
     require_enough(read_json(a.samples), a.k, "train")
@@ -173,7 +216,7 @@ def embed(a):
 def ground(a):
     from mmconcepts.atomic import read_json, write_json
     from mmconcepts.concepts.decomposition import load_dictionary
-    from mmconcepts.concepts.extraction import read_features
+    from mmconcepts.concepts.feature_store import read_features
     from mmconcepts.concepts.grounding import ground, save_codes
     from mmconcepts.concepts.lens import Lens
 
@@ -206,7 +249,7 @@ def ground(a):
 )  # fmt: skip
 def probe(a):
     from mmconcepts.atomic import write_json
-    from mmconcepts.concepts.extraction import read_features
+    from mmconcepts.concepts.feature_store import read_features
     from mmconcepts.concepts.metrics import probe_auroc
     from mmconcepts.data.karpathy import factors_of
 
@@ -234,7 +277,7 @@ def evaluate(a):
     from mmconcepts.atomic import read_json, write_json
     from mmconcepts.concepts.decomposition import load_dictionary
     from mmconcepts.concepts.evaluation import evaluate
-    from mmconcepts.concepts.extraction import read_features
+    from mmconcepts.concepts.feature_store import read_features
     from mmconcepts.concepts.grounding import load_codes
     from mmconcepts.concepts.metrics import BertScorer, ClipScorer
     from mmconcepts.models.clip import load_clip

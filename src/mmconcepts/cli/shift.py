@@ -8,7 +8,7 @@ from mmconcepts.device import set_threads
 
 def _side(name: str, features: str, samples: str, lens: str):
     from mmconcepts.atomic import read_json
-    from mmconcepts.concepts.extraction import read_features
+    from mmconcepts.concepts.feature_store import read_features
     from mmconcepts.concepts.lens import Lens
     from mmconcepts.errors import MMConceptsError
     from mmconcepts.shift.compare import Side

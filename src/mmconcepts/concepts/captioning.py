@@ -1,4 +1,4 @@
-"""Batched greedy captioning (``models.generation``) of one split, once per model and shared by every token.
+"""Batched greedy captioning (``models.generation``) of one split or shard, once per model and shared by every token.
 
 Each row of the JSONL output keeps the generated token ids and the character
 span of every token in the decoded caption, so that selection can map a word
@@ -9,15 +9,18 @@ always give back the ids the model generated).
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from mmconcepts.atomic import atomic_path
 from mmconcepts.data.karpathy import Sample
 from mmconcepts.images import open_rgb
-from mmconcepts.models.base import LMMAdapter
-from mmconcepts.models.generation import greedy_generate
+from mmconcepts.models.base import Encoder, LMMAdapter
+from mmconcepts.models.generation import generate_from
+from mmconcepts.models.prefetch import prefetched
+from mmconcepts.partial_rows import PartialRows
 
 
 def token_spans(tokenizer, ids: list[int]) -> tuple[str, list[tuple[int, int]]]:
@@ -34,6 +37,24 @@ def token_spans(tokenizer, ids: list[int]) -> tuple[str, list[tuple[int, int]]]:
     return text[lead:], spans
 
 
+@dataclass(frozen=True)
+class CaptionBatches:
+    """Batch ``first + i`` of the samples, its images opened and encoded (picklable: loader workers make it)."""
+
+    encoder: Encoder
+    samples: list[Sample]
+    prompt: str
+    batch_size: int
+    first: int
+
+    def __call__(self, i: int) -> dict:
+        start = (self.first + i) * self.batch_size
+        opened = [open_rgb(s.path) for s in self.samples[start : start + self.batch_size]]
+        readable = [im for im in opened if im is not None]
+        inputs = self.encoder(readable, self.prompt, padding_side="left") if readable else None
+        return {"start": start, "readable": [im is not None for im in opened], "inputs": inputs}
+
+
 def caption_split(
     adapter: LMMAdapter,
     samples: list[Sample],
@@ -42,26 +63,35 @@ def caption_split(
     instruction: str,
     batch_size: int,
     max_new_tokens: int,
+    workers: int = 0,
 ) -> dict:
-    """Caption every sample and write one JSON line per image; unreadable images are skipped and counted."""
+    """Caption every sample and write one JSON line per image, in sample order; unreadable images are
+    skipped and counted. Batches are appended to ``<out>.partial`` (``partial_rows``): a restarted
+    job captions only the batches after those a killed one finished."""
     prompt = adapter.caption_prompt(instruction)
-    counts = {"images": len(samples), "captioned": 0, "skipped": 0}
-    with atomic_path(out_path) as tmp, open(tmp, "w") as f:
-        for start in tqdm(range(0, len(samples), batch_size), desc="captions", unit="batch"):
-            batch = samples[start : start + batch_size]
-            opened = [(s, open_rgb(s.path)) for s in batch]
-            for s, im in opened:
-                if im is None:
-                    counts["skipped"] += 1
-                    f.write(json.dumps({"id": s.id, "image": str(s.path), "error": "missing or unreadable image"}) + "\n")
-            good = [(s, im) for s, im in opened if im is not None]
-            if not good:
-                continue
-            for (s, _), ids in zip(good, greedy_generate(adapter, [im for _, im in good], prompt, max_new_tokens)):
+    settings = {"model": str(adapter.model.name_or_path), "prompt": prompt, "max_new_tokens": max_new_tokens}
+    partial = PartialRows(out_path, [s.id for s in samples], batch_size, settings)
+    done = partial.resume()
+    counts = {"images": len(samples), "resumed": done, "captioned": 0, "skipped": 0}
+    first = done // batch_size
+    n_batches = math.ceil(len(samples) / batch_size) - first
+    make = CaptionBatches(adapter.encoder(), samples, prompt, batch_size, first)
+    batches = prefetched(make, n_batches, workers=workers, pin=adapter.device.type == "cuda")
+    for item in tqdm(batches, total=n_batches, desc="captions", unit="batch"):
+        inputs = item["inputs"]
+        generated = iter(generate_from(adapter, adapter.to_device(inputs), max_new_tokens) if inputs else [])
+        lines = []
+        for s, readable in zip(samples[item["start"] : item["start"] + batch_size], item["readable"]):
+            if readable:
+                ids = next(generated)
                 text, spans = token_spans(adapter.tokenizer, ids)
                 row = {"id": s.id, "image": str(s.path), "caption": text, "token_ids": ids, "spans": spans}
-                f.write(json.dumps(row) + "\n")
-                counts["captioned"] += 1
+            else:
+                row = {"id": s.id, "image": str(s.path), "error": "missing or unreadable image"}
+            counts["captioned" if readable else "skipped"] += 1
+            lines.append(json.dumps(row) + "\n")
+        partial.write_batch(lines)
+    partial.finish()
     return counts
 
 

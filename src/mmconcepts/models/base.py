@@ -97,6 +97,32 @@ def _find_parts(model) -> tuple[torch.nn.Module, torch.nn.ModuleList, torch.nn.M
     return decoder, blocks, norms[-1], head
 
 
+@dataclass(frozen=True)
+class Encoder:
+    """A family's processor call: images and one prompt -> CPU tensors. It holds no model, so a
+    DataLoader worker can run it ahead of the model."""
+
+    family: Family
+    processor: object
+
+    @property
+    def tokenizer(self):
+        return self.processor.tokenizer
+
+    def __call__(self, images: list[Image.Image], prompt: str, *, padding_side: str) -> dict:
+        batch = [[im] for im in images] if self.family.image_lists else images
+        # A chat template that writes the BOS itself (Gemma 3, Idefics3) must not get a second one from the tokenizer.
+        bos = self.tokenizer.bos_token
+        specials = not (bos and prompt.startswith(bos))
+        # The side is passed, not set on the tokenizer: some processors (InternVL) default to left padding.
+        return dict(
+            self.processor(
+                images=batch, text=[prompt] * len(images), return_tensors="pt", padding=True, padding_side=padding_side,
+                add_special_tokens=specials,
+            )
+        )  # fmt: skip
+
+
 class LMMAdapter:
     """A loaded captioning LMM of some family, and the few parts the pipeline needs."""
 
@@ -119,18 +145,17 @@ class LMMAdapter:
         conversation = [{"role": "user", "content": content}]
         return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
 
-    def encode(self, images: list[Image.Image], prompt: str, *, padding_side: str):
+    def encoder(self) -> Encoder:
+        """What turns images and a prompt into model inputs, without the model (for loader workers)."""
+        return Encoder(self.family, self.processor)
+
+    def to_device(self, inputs: dict) -> dict:
+        """A batch's tensors on the model's device; from pinned memory the copies do not block."""
+        return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in inputs.items()}
+
+    def encode(self, images: list[Image.Image], prompt: str, *, padding_side: str) -> dict:
         """Processor inputs for a batch of images sharing one prompt, on the model's device."""
-        batch = [[im] for im in images] if self.family.image_lists else images
-        # A chat template that writes the BOS itself (Gemma 3, Idefics3) must not get a second one from the tokenizer.
-        bos = self.tokenizer.bos_token
-        specials = not (bos and prompt.startswith(bos))
-        # The side is passed, not set on the tokenizer: some processors (InternVL) default to left padding.
-        inputs = self.processor(
-            images=batch, text=[prompt] * len(images), return_tensors="pt", padding=True, padding_side=padding_side,
-            add_special_tokens=specials,
-        )  # fmt: skip
-        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in inputs.items()}
+        return self.to_device(self.encoder()(images, prompt, padding_side=padding_side))
 
     # -- the modules the pipeline reads ------------------------------------------
     def language_model(self) -> torch.nn.Module:

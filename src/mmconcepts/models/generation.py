@@ -48,15 +48,19 @@ def trim(ids: list[int], stop: set[int]) -> list[int]:
 
 
 @torch.inference_mode()
-def greedy_generate(adapter: LMMAdapter, images, prompt: str, max_new_tokens: int) -> list[list[int]]:
-    """Greedy-decode a batch of images under one prompt; each row's ids up to (excluding) its first stop token."""
+def generate_from(adapter: LMMAdapter, inputs: dict, max_new_tokens: int) -> list[list[int]]:
+    """Greedy-decode a batch already encoded (left-padded, on the device); each row's ids up to (excluding) its first stop token."""
     config = greedy_config(adapter, max_new_tokens)
-    inputs = adapter.encode(images, prompt, padding_side="left")
     with _bare_generation_config(adapter.model):
         out = adapter.model.generate(**inputs, generation_config=config)
     generated = out[:, inputs["input_ids"].shape[1] :].tolist()
     stop = set(config.eos_token_id) | {config.pad_token_id}
     return [trim(row, stop) for row in generated]
+
+
+def greedy_generate(adapter: LMMAdapter, images, prompt: str, max_new_tokens: int) -> list[list[int]]:
+    """Greedy-decode a batch of images under one prompt."""
+    return generate_from(adapter, adapter.encode(images, prompt, padding_side="left"), max_new_tokens)
 
 
 VQA_SUFFIX = "Answer the question using a single word or phrase."  # LLaVA-1.5's short-answer instruction

@@ -2,8 +2,10 @@
 
 A hook on block L sees block L's output (before the final norm); a hook on the
 final norm sees the ``final`` state. Only the chosen position of each row is
-kept, so no full-sequence activations are held. A steering hook adds α·v to a
-layer's output, which every later layer then reads.
+kept, so no full-sequence activations are held. A reading pass stops once the
+deepest layer read has run: the later blocks and the LM head would change
+nothing read. A steering hook adds α·v to a layer's output, which every later
+layer then reads.
 """
 
 from __future__ import annotations
@@ -30,20 +32,52 @@ def layer_module(adapter: LMMAdapter, layer: str) -> torch.nn.Module:
     return adapter.final_norm() if layer == "final" else adapter.decoder_layers()[int(layer) - 1]
 
 
+def layer_depth(layer: str, n_layers: int) -> int:
+    """Blocks count from 1; the final norm comes after the last block."""
+    return n_layers + 1 if layer == "final" else int(layer)
+
+
+class _AllRead(Exception):
+    """Raised by the deepest reading hook to end the forward pass there."""
+
+
 @contextlib.contextmanager
-def _hooked(adapter: LMMAdapter, layers: list[str], hook_for):
-    """``hook_for(layer)`` registered on every layer's module for the block's duration."""
-    handles = [layer_module(adapter, L).register_forward_hook(hook_for(L)) for L in layers]
+def _hooked(adapter: LMMAdapter, layers: list[str], hook_for, stop_early: bool):
+    """``hook_for(layer)`` registered on every layer's module for the block's duration.
+
+    With ``stop_early`` the deepest layer's hook ends the forward pass once it has read:
+    the ``with`` block's model call returns nothing and the block ends there.
+    """
+    deepest = max(layers, key=lambda L: layer_depth(L, adapter.n_layers))
+
+    def hook_of(layer):
+        hook = hook_for(layer)
+        if not stop_early or layer != deepest:
+            return hook
+
+        def read_then_stop(module, args, output):
+            hook(module, args, output)
+            raise _AllRead
+
+        return read_then_stop
+
+    handles = [layer_module(adapter, L).register_forward_hook(hook_of(L)) for L in layers]
     try:
         yield
+    except _AllRead:
+        pass
     finally:
         for h in handles:
             h.remove()
 
 
 @contextlib.contextmanager
-def read_states(adapter: LMMAdapter, layers: list[str], index: torch.Tensor):
-    """Within the block, forward passes fill the yielded dict: layer -> (rows, hidden) states at ``index[row]``."""
+def read_states(adapter: LMMAdapter, layers: list[str], index: torch.Tensor, stop_early: bool = False):
+    """Within the block, forward passes fill the yielded dict: layer -> (rows, hidden) states at ``index[row]``.
+
+    ``stop_early``: the pass ends after the deepest layer read (the model call must then be the block's last
+    statement, and it returns nothing).
+    """
     found: dict[str, torch.Tensor] = {}
     rows = torch.arange(len(index), device=index.device)
 
@@ -54,7 +88,7 @@ def read_states(adapter: LMMAdapter, layers: list[str], index: torch.Tensor):
 
         return hook
 
-    with _hooked(adapter, layers, hook_for):
+    with _hooked(adapter, layers, hook_for, stop_early):
         yield found
 
 
@@ -102,7 +136,7 @@ def add_vector(adapter: LMMAdapter, layer: str, vector, alpha: float, apply: str
 
 
 @contextlib.contextmanager
-def read_mean_states(adapter: LMMAdapter, layers: list[str], starts: torch.Tensor, ends: torch.Tensor):
+def read_mean_states(adapter: LMMAdapter, layers: list[str], starts: torch.Tensor, ends: torch.Tensor, stop_early: bool = False):
     """Like ``read_states``, but each row's mean state over positions ``starts[row] <= i < ends[row]``."""
     found: dict[str, torch.Tensor] = {}
 
@@ -115,5 +149,5 @@ def read_mean_states(adapter: LMMAdapter, layers: list[str], starts: torch.Tenso
 
         return hook
 
-    with _hooked(adapter, layers, hook_for):
+    with _hooked(adapter, layers, hook_for, stop_early):
         yield found

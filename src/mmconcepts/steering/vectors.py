@@ -37,11 +37,11 @@ def mean_state(adapter, items: list[dict], layer: str, batch_size: int) -> np.nd
     batches = [(p, rows[s : s + batch_size]) for p, rows in by_prompt.items() for s in range(0, len(rows), batch_size)]
     for prompt, rows in tqdm(batches, desc=f"states layer {layer}", mininterval=5):
         images = [require_rgb(r["image"]) for r in rows]
-        inputs, prompt_lens = build_batch(adapter, images, prompt, [r["token_ids"] for r in rows])
+        inputs, prompt_lens = build_batch(adapter.encoder(), images, prompt, [r["token_ids"] for r in rows])
         starts = torch.tensor([p + r["start"] for p, r in zip(prompt_lens, rows)], device=adapter.device)
         ends = torch.tensor([p + r["end"] for p, r in zip(prompt_lens, rows)], device=adapter.device)
-        with read_mean_states(adapter, [layer], starts, ends) as found:
-            adapter.model(**inputs, use_cache=False, logits_to_keep=1)
+        with read_mean_states(adapter, [layer], starts, ends, stop_early=True) as found:
+            adapter.model(**adapter.to_device(inputs), use_cache=False, logits_to_keep=1)
         states = found[layer].double()
         total = states.sum(0) if total is None else total + states.sum(0)
         n += len(rows)
