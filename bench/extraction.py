@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # the stages' progress bars would bury the table
 REPO = Path(__file__).resolve().parents[1]
 INSTRUCTION = "Provide a one-sentence caption for the provided image."
 
