@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import zarr
 from conftest import job_table, snakemake
 
 from mmconcepts.concepts.captioning import read_captions
@@ -77,3 +78,19 @@ def test_a_killed_captioning_job_resumes_after_its_last_whole_batch(micro_run, t
     subprocess.run(captions_command(micro_run, uninterrupted), capture_output=True, check=True)
     assert out.read_bytes() == uninterrupted.read_bytes()
     assert [r["id"] for r in read_captions(out)] == [r["id"] for r in read_captions(micro_run / CAPTIONS / "test.jsonl")][:60]
+
+
+def test_an_extraction_shard_without_rows_never_loads_the_model(micro_run, tmp_path):
+    """One batch of 1,000 rows split in two: the first shard is empty. Its model path does not
+    exist, so loading it would fail."""
+    samples = micro_run / TOKEN_DIR / "samples/train.json"
+    cmd = [
+        sys.executable, "-m", "mmconcepts", "extract", "--adapter", "llava", "--model", str(tmp_path / "no-model"),
+        "--samples", str(samples), "--instruction", "x", "--batch-size", "1000", "--shard", "1-of-2",
+        "--layers", "2", "--out", str(tmp_path / "layer2.zarr"),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    n = len(json.loads(samples.read_text())["samples"])
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"rows": [0, 0], "of": n}
+    store = zarr.open_group(tmp_path / "layer2.zarr", mode="r")
+    assert store["features"].shape == (0, 0) and store.attrs["rows"] == [0, 0] and store.attrs["sample_ids"] == []

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from mmconcepts.atomic import read_json, write_json
+from mmconcepts.errors import MMConceptsError
 
 
 def fingerprint(ids: list[str], **settings) -> dict:
@@ -56,7 +57,7 @@ class PartialRows:
     def _same_fingerprint(self) -> bool:
         try:
             return read_json(self.meta) == self.fingerprint
-        except Exception:  # a meta file cut by the kill: start over
+        except MMConceptsError:  # a meta file cut by the kill: start over
             return False
 
     def write_batch(self, lines: list[str]) -> None:

@@ -1,6 +1,7 @@
 # Wildcard constraints and the get_* helpers every rule file uses.
 # Rules read config only through these helpers and pass values on via params:,
 # so Snakemake reruns exactly what a config change affects.
+import collections
 import functools
 import json
 import re
@@ -113,15 +114,20 @@ def split_limit(wildcards):
 
 
 @functools.cache
-def split_images(dataset, split):
-    """How many images a split has (after the data set's limit), known before any job runs:
-    the generated world's from its settings, a user's data set's from its captions file."""
+def images_per_split(dataset):
+    """Images per split, known before any job runs: the generated world's from its settings, a
+    user's data set's from its captions file (read once per Snakemake start)."""
     ds = config["datasets"][dataset]
     if generated(ds["captions"]) == WORLD_DIR:
-        n = world_params(**config["world"])[f"n_{split}"]
-    else:
-        n = len(load_karpathy(ds["captions"], ds["images"], split=split, restval=ds["restval"]))
-    limit = ds.get("limit", {}).get(split, 0)
+        world = world_params(**config["world"])
+        return {split: world[f"n_{split}"] for split in ("train", "val", "test")}
+    return collections.Counter(s.split for s in load_karpathy(ds["captions"], ds["images"], restval=ds["restval"]))
+
+
+def split_images(dataset, split):
+    """How many images of the split the workflow reads (after the data set's limit)."""
+    n = images_per_split(dataset)[split]
+    limit = config["datasets"][dataset].get("limit", {}).get(split, 0)
     return min(n, limit) if limit else n
 
 

@@ -108,7 +108,7 @@ def lens(a):
 )  # fmt: skip
 def extract(a):
     from mmconcepts.atomic import read_json
-    from mmconcepts.concepts.extraction import extract_features
+    from mmconcepts.concepts.extraction import extract_features, store_meta
     from mmconcepts.concepts.feature_store import shard_stores
     from mmconcepts.concepts.shards import shard_rows
 
@@ -120,8 +120,7 @@ def extract(a):
     attrs = {"model": a.model, "adapter": a.adapter}
     if not rows:
         # Fewer batches than shards: this one holds no rows and never loads the model.
-        meta = {**attrs, "sample_ids": [], "positions": [], "word": selection["word"], "position_kind": selection["position"]}
-        with shard_stores(stores, rows, len(selection["samples"]), 0, a.store_dtype, meta):
+        with shard_stores(stores, rows, len(selection["samples"]), 0, a.store_dtype, store_meta(selection, rows, attrs)):
             pass
     else:
         extract_features(

@@ -70,6 +70,18 @@ def hidden_states_at(adapter: LMMAdapter, images, prompt: str, gen_ids, position
     return states_of_batch(adapter, inputs, [p + q for p, q in zip(prompt_lens, positions)], layers, stop_early)
 
 
+def store_meta(selection: dict, rows: range, attrs: dict | None = None) -> dict:
+    """A feature store's attributes for ``rows`` of the selection."""
+    samples = selection["samples"][rows.start : rows.stop]
+    return {
+        **(attrs or {}),
+        "sample_ids": [s["id"] for s in samples],
+        "positions": [s["position"] for s in samples],
+        "word": selection["word"],
+        "position_kind": selection["position"],
+    }
+
+
 @dataclass(frozen=True)
 class ExtractionBatches:
     """Batch i of the rows: images opened, the batch built, read positions found (picklable: loader workers make it)."""
@@ -111,13 +123,7 @@ def extract_features(
     rows = range(len(selection["samples"])) if rows is None else rows
     samples = selection["samples"][rows.start : rows.stop]
     hidden = adapter.language_model().config.hidden_size
-    meta = {
-        **(attrs or {}),
-        "sample_ids": [s["id"] for s in samples],
-        "positions": [s["position"] for s in samples],
-        "word": selection["word"],
-        "position_kind": selection["position"],
-    }
+    meta = store_meta(selection, rows, attrs)
     paths = dict(zip(layers, out_paths.values()))
     n_batches = math.ceil(len(samples) / batch_size)
     make = ExtractionBatches(adapter.encoder(), samples, adapter.caption_prompt(instruction), batch_size)

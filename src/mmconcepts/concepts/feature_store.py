@@ -81,7 +81,7 @@ def _open_shard(path: Path) -> tuple[zarr.Array, dict]:
     try:
         group = zarr.open_group(path, mode="r")
         return group["features"], json.loads(json.dumps(dict(group.attrs)))
-    except Exception as e:
+    except Exception as e:  # as in read_features
         raise MMConceptsError(f"{path}: not a complete shard store ({e.__class__.__name__}: {e})") from None
 
 
