@@ -102,6 +102,30 @@ def test_bertscore_identical_is_one_and_own_references_win(minilm):
     np.testing.assert_allclose(minilm.score(["a red bus"], [["a plate of food", "a red bus stopped in traffic"]]), single[1:])
 
 
+def test_bertscore_embeds_each_sentence_once(monkeypatch):
+    """The evaluate job scores every dictionary of a layer against the same captions: they are embedded once."""
+    import bert_score.utils
+
+    embedded = []
+    real = bert_score.utils.get_bert_embedding
+
+    def counting(sentences, *args, **kwargs):
+        embedded.extend(sentences)
+        return real(sentences, *args, **kwargs)
+
+    refs = [["a dog catches a frisbee in the park", "a puppy plays on a lawn"], ["a pizza with cheese on a plate"]]
+    fresh = BertScorer().score(["dog grass park", "cheese pizza plate"], refs)
+    monkeypatch.setattr(bert_score.utils, "get_bert_embedding", counting)
+    scorer = BertScorer()
+    first = scorer.score(["red bus street", "blue sky"], refs)
+    assert sorted(embedded) == sorted(["red bus street", "blue sky", *refs[0], *refs[1]])
+    embedded.clear()
+    again = scorer.score(["dog grass park", "cheese pizza plate"], refs)
+    assert sorted(embedded) == ["cheese pizza plate", "dog grass park"]  # the references came from the first call
+    np.testing.assert_allclose(again, fresh, atol=1e-6)
+    assert again[0] > first[0] and again[1] > first[1]
+
+
 def test_bertscore_blank_strings(minilm):
     f = minilm.score(["", "a cat"], [["a cat on a sofa"], ["", "a cat on a sofa"]])
     assert f[0] == 0.0 and f[1] > 0.5

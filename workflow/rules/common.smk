@@ -185,6 +185,20 @@ def report_metrics(wildcards):
     return report_runs(wildcards, "metrics")
 
 
+# Every dictionary of a layer, in the order the evaluate job scores them.
+DICTIONARY_RUNS = [(method, k) for method in config["decomposition"]["methods"] for k in k_values()]
+
+
+def layer_runs(name):
+    """The files ``name`` of every dictionary of the wildcards' layer (wildcards left for Snakemake)."""
+    return [f"results/{{model}}/{{token}}/layer{{layer}}/{method}/k{k}/{name}" for method, k in DICTIONARY_RUNS]
+
+
+def layer_run_headers(wildcards):
+    keys = ("model", "token", "layer")
+    return json.dumps([{**{key: wildcards[key] for key in keys}, "method": method, "k": k} for method, k in DICTIONARY_RUNS])
+
+
 def run_header(wildcards):
     keys = ("model", "token", "layer", "method")
     return json.dumps({**{key: wildcards[key] for key in keys}, "k": int(wildcards.k)})

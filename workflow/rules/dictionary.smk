@@ -89,22 +89,27 @@ rule probe:
 
 
 rule evaluate:
+    # One job per layer scores all of its dictionaries: loading the models took most of a job
+    # that scored one, and every dictionary is scored against the same embedded captions.
     input:
-        dictionary="results/{model}/{token}/layer{layer}/{method}/k{k}/dictionary.npz",
-        grounding="results/{model}/{token}/layer{layer}/{method}/k{k}/grounding.json",
-        codes="results/{model}/{token}/layer{layer}/{method}/k{k}/test_codes.npz",
+        dictionaries=layer_runs("dictionary.npz"),
+        groundings=layer_runs("grounding.json"),
+        codes=layer_runs("test_codes.npz"),
         features="results/{model}/{token}/features/test",
         embeddings="results/{model}/{token}/clip/test.npz",
         clip=clip_inputs,
         data=dataset_inputs,
         probe=probe_input,
     output:
-        report(
-            "results/{model}/{token}/layer{layer}/{method}/k{k}/metrics.json",
-            caption="../report/metrics.rst",
-            category="Metrics",
-            labels={"model": "{model}", "token": "{token}", "layer": "{layer}", "method": "{method}", "K": "{k}"},
-        ),
+        [
+            report(
+                path,
+                caption="../report/metrics.rst",
+                category="Metrics",
+                labels={"model": "{model}", "token": "{token}", "layer": "{layer}", "method": method, "K": str(k)},
+            )
+            for path, (method, k) in zip(layer_runs("metrics.json"), DICTIONARY_RUNS)
+        ],
     params:
         store=test_store,
         data=data_args,
@@ -113,18 +118,18 @@ rule evaluate:
         clip=clip_spec,
         bertscore=bertscore_args,
         top_r=config["grounding"]["top_r"],
-        header=run_header,
+        headers=layer_run_headers,
         code_version=CODE_VERSION,
     log:
-        "results/{model}/{token}/layer{layer}/{method}/k{k}/evaluate.log",
-    threads: 1  # start-up dominates here: two one-thread jobs at once beat one with two (evaluate: 7.4 s against 12.2 s per job)
+        "results/{model}/{token}/layer{layer}/evaluate.log",
+    threads: 1  # start-up dominates here: the two layers' one-thread jobs run at once
     resources:
         mem_mb=6000,
         runtime=60,
     conda:
         "../../envs/mmconcepts.yaml"
     shell:
-        "python -m mmconcepts evaluate --dictionary {input.dictionary:q} --grounding {input.grounding:q} --codes {input.codes:q}"
+        "python -m mmconcepts evaluate --dictionary {input.dictionaries:q} --grounding {input.groundings:q} --codes {input.codes:q}"
         " --test-features {params.store:q} --embeddings {input.embeddings:q} {params.data}"
         " {params.factors} {params.probe} --clip {params.clip:q} {params.bertscore}"
-        " --top-r {params.top_r} --header {params.header:q} --threads {threads} --out {output:q} > {log:q} 2>&1"
+        " --top-r {params.top_r} --headers {params.headers:q} --threads {threads} --out {output:q} > {log:q} 2>&1"

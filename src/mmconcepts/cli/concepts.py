@@ -260,10 +260,13 @@ def probe(a):
 
 @command(
     "evaluate",
-    "score a dictionary on the test split",
-    OUT, THREADS, HEADER, DATA, CLIP, DICTIONARY, TEST_FEATURES, TOP_R,
-    arg("--grounding", required=True),
-    arg("--codes", required=True, help="the test images' concept activations, from ground"),
+    "score every dictionary of one layer on the test split (the models and the captions' embeddings are loaded once)",
+    THREADS, DATA, CLIP, TEST_FEATURES, TOP_R,
+    arg("--dictionary", nargs="+", required=True, help="one per run"),
+    arg("--grounding", nargs="+", required=True, help="one per run, from ground"),
+    arg("--codes", nargs="+", required=True, help="one per run: the test images' concept activations, from ground"),
+    arg("--headers", type=json_arg, required=True, help="one JSON object per run: fields copied into its output"),
+    arg("--out", nargs="+", required=True, help="one per run"),
     arg("--embeddings", required=True),
     arg("--factors", default=None, help="factors.json of a generated world"),
     arg("--probe", default=None, help="the layer's linear-probe AUROCs (probe), with --factors"),
@@ -281,8 +284,10 @@ def evaluate(a):
     from mmconcepts.concepts.metrics import BertScorer, ClipScorer
     from mmconcepts.models.clip import load_clip
 
+    if not isinstance(a.headers, list) or len({len(a.dictionary), len(a.grounding), len(a.codes), len(a.headers), len(a.out)}) != 1:
+        raise MMConceptsError("evaluate: --dictionary, --grounding, --codes, --headers (a JSON list) and --out need one entry per run")
+    runs = list(zip(a.dictionary, a.grounding, a.codes, a.headers, a.out, strict=True))
     Z, attrs = read_features(a.test_features)
-    codes = load_codes(a.codes, attrs["sample_ids"])
     with np.load(a.embeddings, allow_pickle=False) as f:
         emb = {k: f[k] for k in f.files}
     if emb["ids"].tolist() != attrs["sample_ids"]:
@@ -293,24 +298,28 @@ def evaluate(a):
         from mmconcepts.data.karpathy import factors_of
 
         factors = factors_of(a.factors, attrs["sample_ids"])
+    probe = {(r["factor"], r["value"]): r["auroc"] for r in read_json(a.probe, "probe file")["probe_auroc"]} if a.probe else None
     set_threads(a.threads)
     clip = ClipScorer(*load_clip(a.clip), name=a.clip["name"])
-    metrics = evaluate(
-        load_dictionary(a.dictionary),
-        read_json(a.grounding),
-        Z,
-        codes,
-        image_emb=emb["image_emb"],
-        gt_clipscore=emb["gt_clipscore"],
-        encode_texts=clip.encode_texts,
-        bert=BertScorer(a.bertscore_model, num_layers=a.bertscore_layers),
-        references=[list(gt[i].captions) for i in attrs["sample_ids"]],
-        factors=factors,
-        top_r=a.top_r,
-        header=a.header,
-        probe={(r["factor"], r["value"]): r["auroc"] for r in read_json(a.probe, "probe file")["probe_auroc"]} if a.probe else None,
-    )
-    write_json(a.out, metrics)
+    bert = BertScorer(a.bertscore_model, num_layers=a.bertscore_layers)
+    references = [list(gt[i].captions) for i in attrs["sample_ids"]]
+    for dictionary, grounding, codes, header, out in runs:
+        metrics = evaluate(
+            load_dictionary(dictionary),
+            read_json(grounding),
+            Z,
+            load_codes(codes, attrs["sample_ids"]),
+            image_emb=emb["image_emb"],
+            gt_clipscore=emb["gt_clipscore"],
+            encode_texts=clip.encode_texts,
+            bert=bert,
+            references=references,
+            factors=factors,
+            top_r=a.top_r,
+            header=header,
+            probe=probe,
+        )
+        write_json(out, metrics)
 
 
 @command(

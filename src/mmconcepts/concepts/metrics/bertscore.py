@@ -71,13 +71,16 @@ class BertScorer:
         self._idf = defaultdict(lambda: 1.0)
         self._idf[tok.sep_token_id] = 0
         self._idf[tok.cls_token_id] = 0
+        # Sentences embedded so far: the evaluate job scores every dictionary of a layer against
+        # the same ground-truth captions, which are embedded once.
+        self._table: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _embed(self, sentences: set[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Per sentence, its token embeddings and idf weights (padding removed)."""
+        """Per sentence, its token embeddings and idf weights (padding removed); new ones are embedded."""
         from bert_score.utils import get_bert_embedding
 
-        ordered = sorted(sentences, key=lambda s: (len(s.split(" ")), s))
-        table = {}
+        ordered = sorted(sentences - self._table.keys(), key=lambda s: (len(s.split(" ")), s))
+        table = self._table
         for start in range(0, len(ordered), self.batch_size):
             batch = ordered[start : start + self.batch_size]
             emb, mask, idf = get_bert_embedding(
