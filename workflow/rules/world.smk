@@ -9,14 +9,14 @@ rule world:
         code_version=CODE_VERSION,
     log:
         "results/logs/world.log",
-    threads: 1
+    threads: 2  # every other job waits for the world: one drawing process per core
     resources:
         mem_mb=2000,
         runtime=20,
     conda:
         "../../envs/mmconcepts.yaml"
     shell:
-        "python -m mmconcepts world --out {output:q} --params {params.world:q} > {log:q} 2>&1"
+        "python -m mmconcepts world --out {output:q} --params {params.world:q} --workers {threads} > {log:q} 2>&1"
 
 
 rule train_lmm:

@@ -10,11 +10,11 @@ from mmconcepts.device import set_threads
 WORLD = arg("--world", required=True, help="folder of a generated world")
 
 
-@command("world", "generate the shapes world", OUT, PARAMS)
+@command("world", "generate the shapes world", OUT, PARAMS, arg("--workers", type=int, default=1, help="processes drawing the images"))
 def world(a):
     from mmconcepts.shapes.world import generate_world
 
-    print(json.dumps(generate_world(a.out, **a.params)))
+    print(json.dumps(generate_world(a.out, workers=a.workers, **a.params)))
 
 
 @command("train-lmm", "train the tiny LLaVA on a world", OUT, PARAMS, THREADS, WORLD)

@@ -17,7 +17,9 @@ seed gives the same files byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import re
 import time
 from pathlib import Path
@@ -236,36 +238,60 @@ def _splits(p: dict) -> list[str]:
     return ["train"] * p["n_train"] + ["val"] * p["n_val"] + ["test"] * p["n_test"]
 
 
-def generate_world(out_dir, **params) -> dict:
-    """Write images/, captions.json and factors.json into ``out_dir`` (atomically); return a summary."""
+def _image(job: tuple[dict, Path, int, str]) -> tuple[dict, list[dict], tuple, dict]:
+    """One image of the world, drawn and saved, with its captions, styled captions, questions and factors.
+
+    Everything comes from generators seeded with the image's id, so any process may make any image.
+    """
+    from mmconcepts.shapes.vqa import questions_of
+
+    p, folder, imgid, split = job
+    n_cap = p["captions_per_image"]
+    rng = np.random.default_rng([p["seed"], imgid])
+    f = sample_factors(rng, p)
+    filename = f"{imgid:05d}.png"
+    Image.fromarray(draw(rng, f, p["image_size"])).save(folder / filename, format="PNG")
+    entry = {"filename": filename, "filepath": "images", "split": split, "imgid": imgid}
+    image = _karpathy_entry(entry, captions(rng, f, n_cap), n_cap)
+    styled = []
+    for style in p["styles"]:
+        # A generator per style, so a style's captions do not depend on the others listed.
+        style_rng = np.random.default_rng([p["seed"], imgid, 1 + list(STYLES).index(style)])
+        styled.append(_karpathy_entry(entry, styled_captions(style, style_rng, phrases(f), f, n_cap), n_cap))
+    questions = (imgid, split, questions_of(np.random.default_rng([p["seed"], imgid, 100]), f, p["shapes"]))
+    return image, styled, questions, f
+
+
+def generate_world(out_dir, workers: int = 1, **params) -> dict:
+    """Write images/, captions.json and factors.json into ``out_dir`` (atomically); return a summary.
+
+    ``workers`` processes draw the images; the files are the same for any number of them.
+    """
     p = world_params(**params)
     started = time.perf_counter()
-    size, n_cap = p["image_size"], p["captions_per_image"]
+    n_cap = p["captions_per_image"]
     from mmconcepts.shapes.classes import write_class_split
-    from mmconcepts.shapes.vqa import questions_of, vqa_files
 
     images, factors, questions = [], {}, []
     styled = {style: [] for style in p["styles"]}
     with atomic_path(Path(out_dir), is_dir=True) as tmp:
         (tmp / "images").mkdir()
-        for imgid, split in enumerate(tqdm(_splits(p), desc="world", unit="img", mininterval=2)):
-            rng = np.random.default_rng([p["seed"], imgid])
-            f = sample_factors(rng, p)
-            filename = f"{imgid:05d}.png"
-            Image.fromarray(draw(rng, f, size)).save(tmp / "images" / filename, format="PNG")
-            entry = {"filename": filename, "filepath": "images", "split": split, "imgid": imgid}
-            images.append(_karpathy_entry(entry, captions(rng, f, n_cap), n_cap))
-            for style, entries in styled.items():
-                # A generator per style, so a style's captions do not depend on the others listed.
-                style_rng = np.random.default_rng([p["seed"], imgid, 1 + list(STYLES).index(style)])
-                entries.append(_karpathy_entry(entry, styled_captions(style, style_rng, phrases(f), f, n_cap), n_cap))
-            questions.append((imgid, split, questions_of(np.random.default_rng([p["seed"], imgid, 100]), f, p["shapes"])))
-            factors[str(imgid)] = f
+        jobs = [(p, tmp / "images", imgid, split) for imgid, split in enumerate(_splits(p))]
+        with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+            made = pool.imap(_image, jobs, chunksize=100) if pool else map(_image, jobs)
+            for image, styled_entries, asked, f in tqdm(made, total=len(jobs), desc="world", unit="img", mininterval=2):
+                images.append(image)
+                for entries, entry in zip(styled.values(), styled_entries, strict=True):
+                    entries.append(entry)
+                questions.append(asked)
+                factors[str(image["imgid"])] = f
         (tmp / "captions.json").write_text(json.dumps({"dataset": p["name"], "images": images}) + "\n")
         plain_vocabulary = {w for im in images for sent in im["sentences"] for w in sent["tokens"]}
         for style, entries in styled.items():
             _write_style(tmp / "styles" / style, style, entries, p, plain_vocabulary)
         (tmp / "vqa").mkdir()
+        from mmconcepts.shapes.vqa import vqa_files
+
         for split, docs in vqa_files(questions).items():
             for kind, doc in docs.items():
                 (tmp / "vqa" / f"{split}_{kind}.json").write_text(json.dumps(doc) + "\n")
