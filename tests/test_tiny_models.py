@@ -114,6 +114,33 @@ def test_lmm_training_is_repeatable(lmm_dir, world, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_cached_tower_features_give_the_loss_of_pixels(lmm_dir, world):
+    """Training past part 1 feeds the frozen tower's cached features through the projector: same loss as pixels."""
+    import numpy as np
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    from mmconcepts.models.families import FAMILIES
+    from mmconcepts.shapes.llava import CaptionData, frozen_vision_features, vision_tower, with_image_features
+    from mmconcepts.shapes.training import world_split
+
+    processor = AutoProcessor.from_pretrained(lmm_dir)
+    model = LlavaForConditionalGeneration.from_pretrained(lmm_dir).eval()
+    samples, images = world_split(world, "train")
+    data = CaptionData(processor, images, samples, FAMILIES["llava"].from_loaded(model, processor).caption_prompt(PROMPT))
+    with pytest.raises(MMConceptsError, match="frozen"):
+        frozen_vision_features(model, data.pixels)
+    vision_tower(model).requires_grad_(False)
+    features = frozen_vision_features(model, data.pixels, batch_size=5)  # batches of 5, 5, 5 and 1 images
+    assert features.shape == (16, 16, model.config.vision_config.hidden_size)  # 16 images, 16 patches each, CLS dropped
+    batch = data.batch([3, 0, 11, 15], np.array([0, 1, 2, 3]))
+    with torch.no_grad():
+        expected = model(**{k: v for k, v in batch.items() if k != "image_rows"}, pixel_values=data.pixels[[3, 0, 11, 15]]).loss
+        cached = model(**with_image_features(model, features, batch)).loss
+        other = model(**with_image_features(model, features, {**batch, "image_rows": [0, 3, 11, 15]})).loss
+    torch.testing.assert_close(cached, expected, rtol=1e-5, atol=1e-6)
+    assert abs(float(other) - float(expected)) > 1e-4  # the rows do pick the images
+
+
 def test_lmm_rejects_unknown_setting(world, tmp_path):
     with pytest.raises(MMConceptsError, match="stepz"):
         train_tiny_llava(world, tmp_path / "x", stepz=3)

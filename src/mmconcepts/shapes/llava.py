@@ -178,10 +178,17 @@ class CaptionData:
             for s in samples
         ]
         self.pad_id = tok.pad_token_id
+        self._tower_features = None
         # The concatenation must be what the processor makes of the whole text, or training and inference differ.
         whole = processor(images=images[:1], text=[f"{prompt} {samples[0].captions[0]}"], return_tensors="pt")["input_ids"][0]
         if whole.tolist() != self.prompt_ids + self.captions[0][0][:-1]:
             raise MMConceptsError("train_lmm: prompt and caption tokens do not concatenate like the processor's")
+
+    def tower_features(self, model) -> torch.Tensor:
+        """The frozen vision tower's features of every image, computed on first use (parts 2 and 3 share them)."""
+        if self._tower_features is None:
+            self._tower_features = frozen_vision_features(model, self.pixels)
+        return self._tower_features
 
     def batch(self, indices: list[int], caption_choice: np.ndarray) -> dict:
         seqs = [self.captions[i][c % len(self.captions[i])] for i, c in zip(indices, caption_choice)]
@@ -194,11 +201,11 @@ class CaptionData:
             input_ids[row, :end] = torch.tensor(self.prompt_ids + cap)
             labels[row, n_prompt:end] = torch.tensor(cap)
             attention[row, :end] = 1
-        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "pixel_values": self.pixels[indices]}
+        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "image_rows": list(indices)}
 
 
 class QuestionData:
-    """VQA rows (image, its question's prompt, the answer) over the pixels of a ``CaptionData``.
+    """VQA rows (image, its question's prompt, the answer) over the images of a ``CaptionData``.
 
     Each question has its own prompt (LLaVA-1.5's: the question, then the short-answer
     instruction); prompts are tokenised once per distinct question. Rows are right-padded:
@@ -207,7 +214,7 @@ class QuestionData:
 
     def __init__(self, processor, adapter, captions: CaptionData, image_rows: dict[str, int], questions, images):
         tok = processor.tokenizer
-        self.pixels, self.pad_id = captions.pixels, tok.pad_token_id
+        self.pad_id = tok.pad_token_id
         prompt_ids: dict[str, list[int]] = {}
         self.rows = []
         for q in questions:
@@ -228,8 +235,7 @@ class QuestionData:
             input_ids[r, :end] = torch.tensor(prompt + answer)
             labels[r, len(prompt) : end] = torch.tensor(answer)
             attention[r, :end] = 1
-        pixels = self.pixels[[image for image, _, _ in rows]]
-        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "pixel_values": pixels}
+        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "image_rows": [image for image, _, _ in rows]}
 
 
 def vision_tower(model) -> torch.nn.Module:
@@ -271,11 +277,42 @@ def pretrain_vision(model, data: CaptionData, p: dict, rng: np.random.Generator)
     return losses
 
 
+@torch.no_grad()
+def frozen_vision_features(model, pixels: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """What the projector reads of every image (the vision tower's selected features), computed once.
+
+    Parts 2 and 3 and the fine-tunes keep the tower frozen, so its output never changes: running it
+    again at every step cost about a tenth of a step. The features are read at the projector's
+    input, so that the library's own layer selection (``vision_feature_layer``, CLS dropped) applies.
+    """
+    if any(t.requires_grad for t in vision_tower(model).parameters()):
+        raise MMConceptsError("train_lmm: the vision tower must be frozen before its features are cached")
+    read = []
+    hook = model.model.multi_modal_projector.register_forward_pre_hook(lambda _module, args: read.append(args[0]))
+    try:
+        for start in range(0, len(pixels), batch_size):
+            model.model.get_image_features(pixel_values=pixels[start : start + batch_size])
+    finally:
+        hook.remove()
+    return torch.cat(read)
+
+
+def with_image_features(model, features: torch.Tensor, batch: dict) -> dict:
+    """A batch's images as their cached tower features through the (trained) projector, in place of pixels."""
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    rows = batch["image_rows"]
+    projected = model.model.multi_modal_projector(features[rows])
+    inputs = {k: v for k, v in batch.items() if k != "image_rows"}
+    return {**inputs, "mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=list(projected))}}
+
+
 def train_loop(model, data: CaptionData, p: dict, rng: np.random.Generator, questions: QuestionData | None = None) -> list[float]:
     """Captioning (part 2), or captioning and answering questions (part 3: one batch of each per step).
 
-    Only parameters that still require gradients are trained.
+    Only parameters that still require gradients are trained; the vision tower is frozen.
     """
+    features = data.tower_features(model)
     trainable = [t for t in model.parameters() if t.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=p["lr"], weight_decay=p["weight_decay"])
     schedule = warmup_cosine(optimizer, p["warmup"], p["steps"])
@@ -286,9 +323,9 @@ def train_loop(model, data: CaptionData, p: dict, rng: np.random.Generator, ques
         question_order = batch_order(rng, len(questions.rows), p["vqa_batch_size"], p["steps"])
     bar = tqdm(order, total=p["steps"], desc="train LMM", mininterval=5)
     for indices in bar:
-        loss = model(**data.batch(indices, rng.integers(0, 1 << 16, len(indices)))).loss
+        loss = model(**with_image_features(model, features, data.batch(indices, rng.integers(0, 1 << 16, len(indices))))).loss
         if questions is not None:
-            loss = loss + model(**questions.batch(next(question_order))).loss
+            loss = loss + model(**with_image_features(model, features, questions.batch(next(question_order)))).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
