@@ -205,14 +205,14 @@ class CaptionData:
 
 
 class QuestionData:
-    """VQA rows (image, its question's prompt, the answer) over the images of a ``CaptionData``.
+    """VQA rows (image, its question's prompt, the answer); an image is its row in the ``CaptionData``.
 
     Each question has its own prompt (LLaVA-1.5's: the question, then the short-answer
     instruction); prompts are tokenised once per distinct question. Rows are right-padded:
     the loss is on the answer and ``</s>`` only.
     """
 
-    def __init__(self, processor, adapter, captions: CaptionData, image_rows: dict[str, int], questions, images):
+    def __init__(self, processor, adapter, image_rows: dict[str, int], questions, images):
         tok = processor.tokenizer
         self.pad_id = tok.pad_token_id
         prompt_ids: dict[str, list[int]] = {}
@@ -378,7 +378,7 @@ def train_tiny_llava(world_dir, out_dir, **params) -> dict:
     prompt = adapter.caption_prompt(p["prompt"])
     data = CaptionData(processor, train_images, train_samples, prompt)
     train_rows = {s.id: i for i, s in enumerate(train_samples)}
-    questions = QuestionData(processor, adapter, data, train_rows, vqa["train"], train_images) if vqa else None
+    questions = QuestionData(processor, adapter, train_rows, vqa["train"], train_images) if vqa else None
     rng = np.random.default_rng(p["seed"])
     vision_losses = pretrain_vision(model, data, p, rng)
     losses = train_loop(model, data, p, rng)

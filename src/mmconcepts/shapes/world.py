@@ -271,6 +271,7 @@ def generate_world(out_dir, workers: int = 1, **params) -> dict:
     started = time.perf_counter()
     n_cap = p["captions_per_image"]
     from mmconcepts.shapes.classes import write_class_split
+    from mmconcepts.shapes.vqa import vqa_files
 
     images, factors, questions = [], {}, []
     styled = {style: [] for style in p["styles"]}
@@ -290,8 +291,6 @@ def generate_world(out_dir, workers: int = 1, **params) -> dict:
         for style, entries in styled.items():
             _write_style(tmp / "styles" / style, style, entries, p, plain_vocabulary)
         (tmp / "vqa").mkdir()
-        from mmconcepts.shapes.vqa import vqa_files
-
         for split, docs in vqa_files(questions).items():
             for kind, doc in docs.items():
                 (tmp / "vqa" / f"{split}_{kind}.json").write_text(json.dumps(doc) + "\n")
