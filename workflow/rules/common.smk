@@ -166,15 +166,11 @@ def report_focus(wildcards):
 
 
 def report_runs(wildcards, kind):
-    return expand(
-        "results/{model}/{token}/layer{layer}/{method}/k{k}/{kind}.json",
-        kind=kind,
-        model=wildcards.model,
-        token=wildcards.token,
-        layer=model_layers(wildcards),
-        method=config["decomposition"]["methods"],
-        k=k_values(),
-    )
+    return [
+        f"results/{wildcards.model}/{wildcards.token}/layer{layer}/{method}/k{k}/{kind}.json"
+        for layer in model_layers(wildcards)
+        for method, k in DICTIONARY_RUNS
+    ]
 
 
 def report_grounding(wildcards):
