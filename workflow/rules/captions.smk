@@ -22,7 +22,7 @@ rule captions:
         "results/{model}/logs/captions_{split}_{shard}.log",
     benchmark:
         "results/{model}/benchmarks/captions_{split}_{shard}.tsv"
-    threads: 2
+    threads: INFERENCE_THREADS
     resources:
         gpu=1,
         mem_mb=8000,

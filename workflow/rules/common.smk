@@ -20,6 +20,11 @@ check_config(config)
 WORLD_DIR = f"resources/worlds/{config['world']['name']}"
 CLIP_DIR = "resources/models/shapes-clip"
 CODE_VERSION = mmconcepts.__version__
+# Model inference (captions, extraction, embeddings, steering): one thread per job. The tiny models'
+# matrices are too small for a second thread to pay (measured on the default run: train captions 46.5 s
+# on one thread against 40 s on two, extraction 11 s either way, the same bytes out), so two one-thread
+# jobs side by side beat one two-thread job after another. A profile's set-threads raises it.
+INFERENCE_THREADS = 1
 
 
 def one_of(names):

@@ -47,7 +47,7 @@ rule extract:
         "results/{model}/{token}/logs/extract_{split}_{shard}.log",
     benchmark:
         "results/{model}/{token}/benchmarks/extract_{split}_{shard}.tsv"
-    threads: 2
+    threads: INFERENCE_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
@@ -96,7 +96,7 @@ rule embed:
         code_version=CODE_VERSION,
     log:
         "results/{model}/{token}/logs/embed.log",
-    threads: 2
+    threads: INFERENCE_THREADS
     resources:
         mem_mb=4000,
         runtime=60,

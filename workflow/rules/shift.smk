@@ -56,7 +56,7 @@ rule shift:
         code_version=CODE_VERSION,
     log:
         "results/shift/{a}--{b}/{token}/layer{layer}/{method}/k{k}/shift.log",
-    threads: 2
+    threads: 1  # numpy and scikit-learn on a few thousand states: start-up dominates
     resources:
         mem_mb=4000,
         runtime=30,

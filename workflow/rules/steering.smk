@@ -26,7 +26,7 @@ rule steering_sets:
         code_version=CODE_VERSION,
     log:
         "results/steering/{name}/logs/sets.log",
-    threads: 2
+    threads: INFERENCE_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
@@ -56,7 +56,7 @@ rule steering_vector:
         code_version=CODE_VERSION,
     log:
         "results/steering/{name}/logs/vector_layer{layer}.log",
-    threads: 2
+    threads: INFERENCE_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
@@ -89,7 +89,7 @@ rule steer_baseline:
         code_version=CODE_VERSION,
     log:
         "results/steering/{name}/logs/unsteered.log",
-    threads: 2
+    threads: INFERENCE_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
@@ -129,7 +129,7 @@ rule steer:
         code_version=CODE_VERSION,
     log:
         "results/steering/{name}/logs/steer_layer{layer}.log",
-    threads: 2
+    threads: INFERENCE_THREADS
     resources:
         gpu=1,
         mem_mb=8000,
