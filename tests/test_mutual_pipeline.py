@@ -45,6 +45,10 @@ def run(world, family, tmp_path_factory) -> Path:
     return out
 
 
+def explanations_of(run: Path, method: str) -> list[dict]:
+    return [json.loads(line) for line in (run / method / "explanations.jsonl").read_text().splitlines()]
+
+
 def test_each_method_gets_its_figures_curves_and_explanations(run):
     for method in ("pca", "kmeans"):
         mi = json.loads((run / method / "mi.json").read_text())
@@ -57,7 +61,11 @@ def test_each_method_gets_its_figures_curves_and_explanations(run):
         regions = np.load(run / method / "regions.npz")
         assert regions["concepts"].shape == (n, 4, 4) and regions["concepts"].max() < 3
         assert ((regions["concepts"] >= 0) <= regions["foreground"]).all()  # concepts only on the foreground
-        explanations = [json.loads(line) for line in (run / method / "explanations.jsonl").read_text().splitlines()]
+        fg = mi["foreground"]
+        assert fg["iou_mean"] <= fg["iou_ceiling"] <= 1  # no patch mask beats the best one
+        assert fg["without_foreground"] == np.mean([not f.any() for f in regions["foreground"]])
+        assert fg["without_foreground"] == np.mean([not e["concepts"] for e in explanations_of(run, method)])
+        explanations = explanations_of(run, method)
         assert len(explanations) == n
         for e in explanations:
             assert set(e["mutual"]) == set(e["dv"]) & set(e["dy"]) and len(e["dy"]) == 4

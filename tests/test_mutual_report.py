@@ -106,7 +106,8 @@ def write_runs(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
                 "entry": "toy", "model": name, "method": method, "control": control, "gap": "background", "top1": top1,
                 "mi": mi, "auc": auc, "deletion": deletion, "insertion": insertion, "acc_drop": acc_drop, "acc_inc": acc_inc,
                 "dv_size": 3.0, "mutual_size": 1.0 + k / 10, "assignment_entropy": 1.25,
-                "foreground": {"iou_mean": iou, "iou_median": iou, "corloc": iou + 0.1, "images": len(images)},
+                "foreground": {"iou_mean": iou, "iou_median": iou, "corloc": iou + 0.1, "iou_ceiling": 0.8, "without_foreground": 0.05,
+                               "images": len(images)},
                 "truth": check_against_truth(explanations, DESCRIPTORS, truth, "background"),
                 "images": len(images), "classes": CLASSES, "descriptors": DESCRIPTORS, "settings": settings, "seconds": 1.0,
             }  # fmt: skip
@@ -194,7 +195,7 @@ def test_checks_come_first_with_holds_or_fails(toy):
     gap = html.split('id="check-gap"', 1)[1].split("</section>", 1)[0]
     assert "background mutual in 0 of 3 trained models" in gap and "0 of 4" in gap
     foreground = html.split('id="check-foreground"', 1)[1].split("</section>", 1)[0]
-    assert "<b>large</b>: mean IoU 0.600, CorLoc 0.700" in foreground
+    assert "<b>large</b>: mean IoU 0.600 (best possible at this patch grid 0.800), CorLoc 0.700, images without foreground 0.050" in foreground
     assert "3 of 4 hold." in html
 
 

@@ -28,7 +28,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.mutual.foreground import class_foreground, corloc, mask_iou, upsample
+from mmconcepts.mutual.foreground import best_patch_iou, class_foreground, corloc, mask_iou, upsample
 from mmconcepts.mutual.information import SCORES, auc, curve_area, language_side, mean_curve, mi_dynamics
 from mmconcepts.mutual.matching import assignment_entropy, describe
 from mmconcepts.mutual.prompts import blur_inside, blur_outside, blurred_copy, largest_region, visual_prompts
@@ -55,10 +55,15 @@ def _class_groups(labels: np.ndarray):
 
 
 def _foreground_check(foreground: np.ndarray, masks: list[np.ndarray]) -> dict:
-    """IoU of each image's foreground (upsampled to the mask) with the true object mask, and CorLoc."""
+    """IoU of each image's foreground (upsampled to the mask) with the true object mask, and CorLoc; beside
+    them the mean IoU that the best mask of whole patches reaches (the ceiling at this patch grid) and the
+    share of images left with no foreground patch (they get no concept, so no D_v and an MI of 0)."""
     predicted = [upsample(f, m.shape) for f, m in zip(foreground, masks)]
     ious = np.array([mask_iou(p, m) for p, m in zip(predicted, masks)])
-    return {"iou_mean": float(ious.mean()), "iou_median": float(np.median(ious)), "corloc": corloc(predicted, masks), "images": len(ious)}
+    ceiling = np.mean([best_patch_iou(m, foreground.shape[1:]) for m in masks])
+    return {"iou_mean": float(ious.mean()), "iou_median": float(np.median(ious)), "corloc": corloc(predicted, masks),
+            "iou_ceiling": float(ceiling), "without_foreground": float(np.mean([not f.any() for f in foreground])),
+            "images": len(ious)}  # fmt: skip
 
 
 def _concept_pixels(concepts: np.ndarray, concept: int, size: tuple[int, int]) -> np.ndarray:

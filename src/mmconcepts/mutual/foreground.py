@@ -181,6 +181,29 @@ def mask_iou(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.logical_and(pred, true).sum() / union)
 
 
+def best_patch_iou(true: np.ndarray, grid: tuple[int, int]) -> float:
+    """The highest IoU with ``true`` (H, W) that any mask made of whole patches of ``grid`` (h, w) reaches.
+
+    A patch mask is scored as ``upsample`` draws it. The best one takes the patches in order of the share of
+    their pixels inside the object: adding a patch raises the IoU exactly when that share exceeds the IoU so
+    far, so some prefix of that order is optimal, and every prefix is tried. It is the ceiling of any
+    patch-level foreground at this grid (1.0 for an empty mask, which the empty prediction matches).
+    """
+    true = check_mask(true, "true mask")
+    h, w = check_size(grid)
+    rows = np.arange(true.shape[0]) * h // true.shape[0]
+    cols = np.arange(true.shape[1]) * w // true.shape[1]
+    patch = (rows[:, None] * w + cols[None, :]).ravel()
+    area = np.bincount(patch, minlength=h * w)
+    inside = np.bincount(patch, weights=true.ravel(), minlength=h * w)
+    order = np.argsort(-(inside / np.maximum(area, 1)), kind="stable")
+    intersection, predicted = np.cumsum(inside[order]), np.cumsum(area[order])
+    total = true.sum()
+    if total == 0:
+        return 1.0
+    return float(np.max(intersection / (total + predicted - intersection)))
+
+
 def box_of(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """The bounding box ``(y0, x0, y1, x1)`` of a mask's pixels (ends exclusive), None if the mask is empty."""
     mask = check_mask(mask)

@@ -73,6 +73,8 @@ def _checks(models: list[dict], methods: list[str], correlation: dict) -> dict:
         checks["foreground"] = {
             "iou_mean": ious,
             "corloc": corlocs,
+            "iou_ceiling": {m["model"]: m["foreground"]["iou_ceiling"] for m in with_fg},
+            "without_foreground": {m["model"]: m["foreground"]["without_foreground"] for m in with_fg},
             "model": best["model"],
             "threshold": MIN_FOREGROUND_IOU,
             "holds": (best["foreground"] or {}).get("iou_mean", 0) >= MIN_FOREGROUND_IOU,
