@@ -266,10 +266,8 @@ def _foreground_check(summary: dict, check: dict) -> dict:
     best = check["model"]
     iou, corloc, threshold = check["iou_mean"][best], check["corloc"][best], check["threshold"]
     controls = {m["model"] for m in summary["models"] if m["control"]}
-    rows = [
-        [_name(model, controls), fmt(v), fmt(check["iou_ceiling"][model]), fmt(check["corloc"][model]), fmt(check["without_foreground"][model])]
-        for model, v in check["iou_mean"].items()
-    ]
+    columns = ("iou_mean", "iou_ceiling", "corloc", "without_foreground")
+    rows = [[_name(model, controls), *(fmt(check[c][model]) for c in columns)] for model in check["iou_mean"]]
     text = (f"mean IoU {fmt(iou)} (best possible at this patch grid {fmt(check['iou_ceiling'][best])}), CorLoc {fmt(corloc)}, "
             f"images without foreground {fmt(check['without_foreground'][best])}; needed ≥ {threshold:g}")  # fmt: skip
     return {
