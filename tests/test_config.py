@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mmconcepts.config_checks import model_depth
+from mmconcepts.errors import MMConceptsError
 from mmconcepts.shapes.clip import CLIP_DEFAULTS
 from mmconcepts.shapes.llava_settings import FINETUNE_DEFAULTS, LMM_DEFAULTS
 from mmconcepts.shapes.world import WORLD_DEFAULTS
@@ -31,6 +33,15 @@ def test_schema_lists_exactly_the_mutual_settings_and_family_keys():
     props = SCHEMA["properties"]
     assert set(props["clip_family"]["properties"]) == set(FAMILY_DEFAULTS)
     assert set(props["mutual"]["additionalProperties"]["properties"]["settings"]["properties"]) == set(MUTUAL_DEFAULTS)
+
+
+def test_mutual_foreground_scope_is_class_or_image():
+    from mmconcepts.mutual.settings import mutual_settings
+
+    assert mutual_settings()["foreground"] == "class"  # the authors' code
+    assert mutual_settings(foreground="image")["foreground"] == "image"
+    with pytest.raises(MMConceptsError, match="mutual: foreground must be one of class, image, not 'synset'"):
+        mutual_settings(foreground="synset")
 
 
 def test_schema_lists_exactly_the_world_keys_with_the_generators_defaults():

@@ -16,6 +16,7 @@ from mmconcepts.mutual.foreground import (
     box_of,
     class_foreground,
     corloc,
+    foreground_masks,
     keep_largest_components,
     mask_iou,
     minority_positive,
@@ -191,6 +192,29 @@ def test_best_patch_iou_is_the_best_of_every_patch_mask(seed):
         patches = np.array([(bits >> i) & 1 for i in range(9)], dtype=bool).reshape(3, 3)
         best = max(best, mask_iou(upsample(patches, true.shape), true))
     assert best_patch_iou(true, (3, 3)) == pytest.approx(best)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_per_image_foreground_reads_each_image_alone(seed):
+    tokens, masks = planted_foreground(seed)
+    labels = np.zeros(4, dtype=int)
+    per_image = foreground_masks(tokens, labels, "image")
+    # a quarter of the rows that a class-wide split averages over: a noisy patch or two may flip
+    assert all(mask_iou(pred, true) >= 0.85 for pred, true in zip(per_image, masks))
+    changed = tokens.copy()
+    changed[1:] = np.random.default_rng(seed).normal(size=changed[1:].shape)  # the other images become noise
+    assert np.array_equal(foreground_masks(changed, labels, "image")[0], per_image[0])
+    assert np.array_equal(per_image[2], class_foreground(tokens[2:3])[0])
+
+
+def test_foreground_masks_decompose_each_class_apart():
+    tokens, _ = planted_foreground(0)
+    labels = np.array([0, 1, 0, 1])
+    found = foreground_masks(tokens, labels, "class")
+    assert np.array_equal(found[[0, 2]], class_foreground(tokens[[0, 2]]))
+    assert np.array_equal(found[[1, 3]], class_foreground(tokens[[1, 3]]))
+    with pytest.raises(MMConceptsError, match="'class' or 'image'"):
+        foreground_masks(tokens, labels, "synset")
 
 
 def test_upsample_by_index_mapping():

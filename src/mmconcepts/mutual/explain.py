@@ -8,7 +8,8 @@ runs one image at a time; ``bench/mutual.py`` measures the difference).
 
 Choices the paper leaves open, made here:
 - A class's images are the images of its folder (the ground truth), decomposed together as the
-  authors do per synset; explanations are of the predicted class ŷ.
+  authors do per synset (``foreground: image`` decomposes each image alone, as the paper's text
+  writes A = f fᵀ of one image's tokens); explanations are of the predicted class ŷ.
 - A concept's rank for Deletion/Insertion is cos(image, concept prompt) × the mean cos(image,
   descriptor) of the concept's descriptors (the paper: "the product of" the two similarities).
   A concept is all of its patches in the image, blurred (out or in) at the image's resolution.
@@ -28,7 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.mutual.foreground import best_patch_iou, class_foreground, corloc, mask_iou, upsample
+from mmconcepts.mutual.foreground import best_patch_iou, corloc, foreground_masks, mask_iou, upsample
 from mmconcepts.mutual.information import SCORES, auc, curve_area, language_side, mean_curve, mi_dynamics
 from mmconcepts.mutual.matching import assignment_entropy, describe
 from mmconcepts.mutual.prompts import blur_inside, blur_outside, blurred_copy, largest_region, visual_prompts
@@ -182,9 +183,7 @@ def explain_model(enc, data, p: dict, masks: list[np.ndarray] | None = None, pro
     class_emb = enc.classes(data.classes, data.templates)
     descriptors_emb = enc.descriptors(data.descriptors)
     predicted = (image_emb @ class_emb.T).argmax(1)
-    foreground = np.zeros(tokens.shape[:3], bool)
-    for _, idx in _class_groups(labels):
-        foreground[idx] = class_foreground(tokens[idx], p["second_min"], p["connectivity"])
+    foreground = foreground_masks(tokens, labels, p["foreground"], p["second_min"], p["connectivity"])
     result = ModelResult(
         top1=float((predicted == labels).mean()), predicted=predicted, labels=labels, foreground=foreground,
         foreground_check=_foreground_check(foreground, masks) if masks is not None else None,

@@ -138,6 +138,24 @@ def class_foreground(tokens: np.ndarray, second_min: int | None = 5, connectivit
     return np.stack([keep_largest_components(m, second_min, connectivity) for m in raw])
 
 
+def foreground_masks(
+    tokens: np.ndarray, labels: np.ndarray, scope: str = "class", second_min: int | None = 5, connectivity: int = 4
+) -> np.ndarray:
+    """Foreground masks (N, h, w) of N images from their tokens (N, h, w, C): one decomposition of each
+    class's stacked tokens (``scope="class"``, the authors' code; ``labels`` give the classes) or one per
+    image (``"image"``, the paper's text)."""
+    labels = np.asarray(labels)
+    if scope not in ("class", "image"):
+        raise MMConceptsError(f"the foreground scope must be 'class' or 'image', not {scope!r}")
+    if labels.shape != (len(tokens),):
+        raise MMConceptsError(f"got {len(tokens)} images' tokens but labels of shape {labels.shape}")
+    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if scope == "class" else [[i] for i in range(len(tokens))]
+    masks = np.zeros(np.shape(tokens)[:3], dtype=bool)
+    for idx in groups:
+        masks[idx] = class_foreground(tokens[idx], second_min, connectivity)
+    return masks
+
+
 def _positive_int(value: object) -> bool:
     """Whether ``value`` is an integer ≥ 1 (bools excluded)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1

@@ -10,6 +10,7 @@ from mmconcepts.errors import MMConceptsError
 METHODS = ("pca", "kmeans")  # how a class's foreground patches are split into visual concepts
 RELEVANCE_RULES = ("mean", "percentile")  # the code's rule and the paper's
 SCORE_NAMES = ("code", "eq1")  # log(N·u·m), the code's; Eq. (1) taken literally
+FOREGROUND_SCOPES = ("class", "image")  # one decomposition of a class's stacked tokens (the code's), or one per image (the paper's text)
 
 MUTUAL_DEFAULTS = {
     "methods": list(METHODS),
@@ -25,6 +26,7 @@ MUTUAL_DEFAULTS = {
     "ot_iterations": 1000,
     "score": "code",
     "curve_length": 16,
+    "foreground": "class",
     "second_min": 5,
     "connectivity": 4,
     "perturbation_blur": 0.0625,  # Deletion/Insertion blur: its sigma as a share of the image's shorter side
@@ -46,7 +48,12 @@ def mutual_settings(**params) -> dict:
     for key in _POSITIVE:
         if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 1:
             raise MMConceptsError(f"mutual: {key} must be a positive integer, not {p[key]!r}")
-    for key, choices in (("relevance", RELEVANCE_RULES), ("score", SCORE_NAMES), ("connectivity", (4, 8))):
+    for key, choices in (
+        ("relevance", RELEVANCE_RULES),
+        ("score", SCORE_NAMES),
+        ("foreground", FOREGROUND_SCOPES),
+        ("connectivity", (4, 8)),
+    ):
         if p[key] not in choices:
             raise MMConceptsError(f"mutual: {key} must be one of {', '.join(map(str, choices))}, not {p[key]!r}")
     if isinstance(p["perturbation_blur"], bool) or not isinstance(p["perturbation_blur"], (int, float)) or p["perturbation_blur"] <= 0:
