@@ -35,12 +35,12 @@ def test_schema_lists_exactly_the_mutual_settings_and_family_keys():
     assert set(props["mutual"]["additionalProperties"]["properties"]["settings"]["properties"]) == set(MUTUAL_DEFAULTS)
 
 
-def test_mutual_foreground_scope_is_class_or_image():
+def test_mutual_foreground_is_class_image_or_truth():
     from mmconcepts.mutual.settings import mutual_settings
 
     assert mutual_settings()["foreground"] == "class"  # the authors' code
     assert mutual_settings(foreground="image")["foreground"] == "image"
-    with pytest.raises(MMConceptsError, match="mutual: foreground must be one of class, image, not 'synset'"):
+    with pytest.raises(MMConceptsError, match="mutual: foreground must be one of class, image, truth, not 'synset'"):
         mutual_settings(foreground="synset")
 
 

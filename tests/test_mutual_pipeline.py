@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from mmconcepts.errors import MMConceptsError
+from mmconcepts.mutual.foreground import best_patch_mask
 from mmconcepts.mutual.run import run_mutual
 from mmconcepts.mutual.summary import summarise
-from mmconcepts.mutual.truth import check_against_truth
+from mmconcepts.mutual.truth import check_against_truth, image_key
 from mmconcepts.shapes.clip_family import train_width
 from mmconcepts.shapes.world import generate_world
 
@@ -85,6 +87,19 @@ def test_same_seed_same_result(world, family, run, tmp_path):
         for name in ("curves.npz", "regions.npz"):
             x, y = np.load(run / method / name), np.load(again / method / name)
             assert all(np.array_equal(x[k], y[k]) for k in x.files)
+
+
+def test_truth_foreground_is_the_best_patch_mask_of_each_object(world, family, tmp_path):
+    dataset, model, settings = _dataset(world), {"path": str(family / "w32-s4")}, {**SETTINGS, "foreground": "truth"}
+    run_mutual(dataset, "w32-s4", model, settings, tmp_path / "truth")
+    fg = json.loads((tmp_path / "truth" / "pca" / "mi.json").read_text())["foreground"]
+    assert fg["iou_mean"] == pytest.approx(fg["iou_ceiling"]) and fg["without_foreground"] == 0
+    regions = np.load(tmp_path / "truth" / "pca" / "regions.npz")
+    explanation = explanations_of(tmp_path / "truth", "pca")[0]
+    mask = np.asarray(Image.open(Path(dataset["masks"]) / image_key(explanation["image"]))) > 127
+    assert np.array_equal(regions["foreground"][0], best_patch_mask(mask, regions["foreground"].shape[1:]))
+    with pytest.raises(MMConceptsError, match="foreground: truth needs the set's object masks"):
+        run_mutual({**dataset, "masks": None}, "w32-s4", model, settings, tmp_path / "without-masks")
 
 
 def test_summary_reads_the_runs_and_leaves_the_control_out(world, family, run, tmp_path):

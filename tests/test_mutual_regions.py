@@ -12,7 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.mutual.foreground import (
-    best_patch_iou,
+    best_patch_mask,
     box_of,
     class_foreground,
     corloc,
@@ -173,17 +173,24 @@ def test_class_foreground_depends_on_tokens_only_through_their_directions():
     assert np.array_equal(class_foreground(tokens), class_foreground(tokens * scale))
 
 
-def test_best_patch_iou_on_a_hand_case():
+def best_iou(true: np.ndarray, grid: tuple[int, int]) -> float:
+    return mask_iou(upsample(best_patch_mask(true, grid), true.shape), true)
+
+
+def test_best_patch_mask_on_a_hand_case():
     true = np.zeros((4, 4), dtype=bool)
     true[:2, :2] = True  # the whole top-left patch of a 2 × 2 grid
-    assert best_patch_iou(true, (2, 2)) == 1.0
-    true[0, 2] = True  # and a quarter of the top-right patch: taking it too would give 5 / 8
-    assert best_patch_iou(true, (2, 2)) == pytest.approx(4 / 5)
-    assert best_patch_iou(np.zeros((4, 4), dtype=bool), (2, 2)) == 1.0
+    assert np.array_equal(best_patch_mask(true, (2, 2)), [[True, False], [False, False]])
+    true[0, 2] = True  # and a quarter of the top-right patch: taking it too would give 5 / 8, not 4 / 5
+    assert np.array_equal(best_patch_mask(true, (2, 2)), [[True, False], [False, False]])
+    assert best_iou(true, (2, 2)) == pytest.approx(4 / 5)
+    true[1, 2:] = True  # now three quarters of it: 7 / 8 with it, 4 / 7 without
+    assert np.array_equal(best_patch_mask(true, (2, 2)), [[True, True], [False, False]])
+    assert not best_patch_mask(np.zeros((4, 4), dtype=bool), (2, 2)).any()
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_best_patch_iou_is_the_best_of_every_patch_mask(seed):
+def test_best_patch_mask_is_the_best_of_every_patch_mask(seed):
     """Against all 2⁹ masks of a 3 × 3 grid on 7 × 8 pixels (patches of unequal sizes)."""
     rng = np.random.default_rng(seed)
     true = rng.random((7, 8)) < rng.uniform(0.1, 0.6)
@@ -191,7 +198,7 @@ def test_best_patch_iou_is_the_best_of_every_patch_mask(seed):
     for bits in range(2**9):
         patches = np.array([(bits >> i) & 1 for i in range(9)], dtype=bool).reshape(3, 3)
         best = max(best, mask_iou(upsample(patches, true.shape), true))
-    assert best_patch_iou(true, (3, 3)) == pytest.approx(best)
+    assert best_iou(true, (3, 3)) == pytest.approx(best)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -193,6 +193,7 @@ def test_k_larger_than_the_kept_samples_names_k(micro_run):
         ("mutual={shapes-classes: {settings: {methods: [pca, ica]}}}", "['methods']"),
         ("mutual={shapes-classes: {settings: {n_concepts: 6, curve_length: 16}}}", "mutual.shapes-classes.settings: curve_length 16 is shorter"),
         ("mutual={shapes-classes: {family: false}}", "mutual.shapes-classes: no models"),
+        ("mutual={imagenet-val: {settings: {foreground: truth}}}", "mutual.imagenet-val.settings.foreground: truth takes the true object masks"),
         ("clip_family={checkpoints: [0, 900]}", "clip_family: checkpoints [900] must lie in 0…steps"),
         ("clip_family={gap: shape}", "['clip_family']['gap']"),
     ],

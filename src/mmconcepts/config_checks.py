@@ -255,9 +255,11 @@ def _check_mutual(name: str, entry: dict, config: dict) -> None:
 
     where = f"mutual.{name}"
     try:
-        mutual_settings(**entry.get("settings", {}))
+        settings = mutual_settings(**entry.get("settings", {}))
     except MMConceptsError as e:
         raise MMConceptsError(f"{where}.settings: {str(e).removeprefix('mutual: ')}") from None
+    if settings["foreground"] == "truth" and not entry.get("masks"):
+        raise MMConceptsError(f"{where}.settings.foreground: truth takes the true object masks, and the entry names no masks:")
     models = dict(entry.get("models", {}))
     if entry.get("family"):
         models |= family_models(config)

@@ -9,7 +9,8 @@ runs one image at a time; ``bench/mutual.py`` measures the difference).
 Choices the paper leaves open, made here:
 - A class's images are the images of its folder (the ground truth), decomposed together as the
   authors do per synset (``foreground: image`` decomposes each image alone, as the paper's text
-  writes A = f fᵀ of one image's tokens); explanations are of the predicted class ŷ.
+  writes A = f fᵀ of one image's tokens; ``foreground: truth``, a control on sets with object masks,
+  takes the best whole-patch mask of the true object); explanations are of the predicted class ŷ.
 - A concept's rank for Deletion/Insertion is cos(image, concept prompt) × the mean cos(image,
   descriptor) of the concept's descriptors (the paper: "the product of" the two similarities).
   A concept is all of its patches in the image, blurred (out or in) at the image's resolution.
@@ -29,7 +30,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.mutual.foreground import best_patch_iou, corloc, foreground_masks, mask_iou, upsample
+from mmconcepts.mutual.foreground import best_patch_mask, corloc, foreground_masks, mask_iou, upsample
 from mmconcepts.mutual.information import SCORES, auc, curve_area, language_side, mean_curve, mi_dynamics
 from mmconcepts.mutual.matching import assignment_entropy, describe
 from mmconcepts.mutual.prompts import blur_inside, blur_outside, blurred_copy, largest_region, visual_prompts
@@ -61,7 +62,7 @@ def _foreground_check(foreground: np.ndarray, masks: list[np.ndarray]) -> dict:
     share of images left with no foreground patch (they get no concept, so no D_v and an MI of 0)."""
     predicted = [upsample(f, m.shape) for f, m in zip(foreground, masks)]
     ious = np.array([mask_iou(p, m) for p, m in zip(predicted, masks)])
-    ceiling = np.mean([best_patch_iou(m, foreground.shape[1:]) for m in masks])
+    ceiling = np.mean([mask_iou(upsample(best_patch_mask(m, foreground.shape[1:]), m.shape), m) for m in masks])
     return {"iou_mean": float(ious.mean()), "iou_median": float(np.median(ious)), "corloc": corloc(predicted, masks),
             "iou_ceiling": float(ceiling), "without_foreground": float(np.mean([not f.any() for f in foreground])),
             "images": len(ious)}  # fmt: skip
@@ -183,7 +184,12 @@ def explain_model(enc, data, p: dict, masks: list[np.ndarray] | None = None, pro
     class_emb = enc.classes(data.classes, data.templates)
     descriptors_emb = enc.descriptors(data.descriptors)
     predicted = (image_emb @ class_emb.T).argmax(1)
-    foreground = foreground_masks(tokens, labels, p["foreground"], p["second_min"], p["connectivity"])
+    if p["foreground"] == "truth":  # the control: the best whole-patch masks of the true objects
+        if masks is None:
+            raise MMConceptsError("mutual: foreground: truth needs the set's object masks (masks:)")
+        foreground = np.stack([best_patch_mask(m, tokens.shape[1:3]) for m in masks])
+    else:
+        foreground = foreground_masks(tokens, labels, p["foreground"], p["second_min"], p["connectivity"])
     result = ModelResult(
         top1=float((predicted == labels).mean()), predicted=predicted, labels=labels, foreground=foreground,
         foreground_check=_foreground_check(foreground, masks) if masks is not None else None,

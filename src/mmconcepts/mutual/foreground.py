@@ -199,13 +199,13 @@ def mask_iou(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.logical_and(pred, true).sum() / union)
 
 
-def best_patch_iou(true: np.ndarray, grid: tuple[int, int]) -> float:
-    """The highest IoU with ``true`` (H, W) that any mask made of whole patches of ``grid`` (h, w) reaches.
+def best_patch_mask(true: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """The mask of whole patches of ``grid`` (h, w) whose IoU with ``true`` (H, W) is highest.
 
     A patch mask is scored as ``upsample`` draws it. The best one takes the patches in order of the share of
     their pixels inside the object: adding a patch raises the IoU exactly when that share exceeds the IoU so
-    far, so some prefix of that order is optimal, and every prefix is tried. It is the ceiling of any
-    patch-level foreground at this grid (1.0 for an empty mask, which the empty prediction matches).
+    far, so some prefix of that order is optimal, and every prefix is tried (the shortest of equal ones wins).
+    Its IoU is the ceiling of any patch-level foreground at this grid; an empty ``true`` gives an empty mask.
     """
     true = check_mask(true, "true mask")
     h, w = check_size(grid)
@@ -215,11 +215,11 @@ def best_patch_iou(true: np.ndarray, grid: tuple[int, int]) -> float:
     area = np.bincount(patch, minlength=h * w)
     inside = np.bincount(patch, weights=true.ravel(), minlength=h * w)
     order = np.argsort(-(inside / np.maximum(area, 1)), kind="stable")
-    intersection, predicted = np.cumsum(inside[order]), np.cumsum(area[order])
-    total = true.sum()
-    if total == 0:
-        return 1.0
-    return float(np.max(intersection / (total + predicted - intersection)))
+    mask = np.zeros(h * w, dtype=bool)
+    if true.any():
+        intersection, predicted = np.cumsum(inside[order]), np.cumsum(area[order])
+        mask[order[: int(np.argmax(intersection / (true.sum() + predicted - intersection))) + 1]] = True
+    return mask.reshape(h, w)
 
 
 def box_of(mask: np.ndarray) -> tuple[int, int, int, int] | None:

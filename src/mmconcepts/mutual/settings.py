@@ -10,7 +10,9 @@ from mmconcepts.errors import MMConceptsError
 METHODS = ("pca", "kmeans")  # how a class's foreground patches are split into visual concepts
 RELEVANCE_RULES = ("mean", "percentile")  # the code's rule and the paper's
 SCORE_NAMES = ("code", "eq1")  # log(N·u·m), the code's; Eq. (1) taken literally
-FOREGROUND_SCOPES = ("class", "image")  # one decomposition of a class's stacked tokens (the code's), or one per image (the paper's text)
+# The foreground: one decomposition of a class's stacked tokens (the code's), one per image (the paper's
+# text), or, as a control where the set has object masks, the best whole-patch mask of the true object.
+FOREGROUND_SCOPES = ("class", "image", "truth")
 
 MUTUAL_DEFAULTS = {
     "methods": list(METHODS),
