@@ -196,6 +196,7 @@ def test_checks_come_first_with_holds_or_fails(toy):
     assert "background mutual in 0 of 3 trained models" in gap and "0 of 4" in gap
     foreground = html.split('id="check-foreground"', 1)[1].split("</section>", 1)[0]
     assert "<b>large</b>: mean IoU 0.600 (best possible at this patch grid 0.800), CorLoc 0.700, images without foreground 0.050" in foreground
+    assert "second singular vector of a class&#39;s stacked tokens" in foreground  # the entry's foreground setting, named
     assert "3 of 4 hold." in html
 
 

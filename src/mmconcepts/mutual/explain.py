@@ -30,7 +30,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.mutual.foreground import best_patch_mask, corloc, foreground_masks, mask_iou, upsample
+from mmconcepts.mutual.foreground import best_patch_mask, class_groups, corloc, foreground_masks, mask_iou, upsample
 from mmconcepts.mutual.information import SCORES, auc, curve_area, language_side, mean_curve, mi_dynamics
 from mmconcepts.mutual.matching import assignment_entropy, describe
 from mmconcepts.mutual.prompts import blur_inside, blur_outside, blurred_copy, largest_region, visual_prompts
@@ -49,11 +49,6 @@ class ModelResult:
     foreground: np.ndarray  # (N, h, w) bool
     foreground_check: dict | None
     methods: dict[str, dict] = field(default_factory=dict)  # method → {"summary", "curves", "concepts", "explanations"}
-
-
-def _class_groups(labels: np.ndarray):
-    for c in np.unique(labels):
-        yield c, np.flatnonzero(labels == c)
 
 
 def _foreground_check(foreground: np.ndarray, masks: list[np.ndarray]) -> dict:
@@ -136,7 +131,7 @@ def _concept_order(record, image_emb_i, image_desc_i) -> list[int]:
 def explain_method(enc, data, images, labels, tokens, foreground, image_emb, predicted, class_emb, descriptors_emb, method, p):
     """One method's concepts, descriptions, MI curves and perturbation curves."""
     concepts = np.full(foreground.shape, -1, dtype=np.int64)
-    for c, idx in _class_groups(labels):
+    for c, idx in class_groups(labels):
         try:
             concepts[idx] = concept_labels(tokens[idx], foreground[idx], method, p["n_concepts"], p["seed"])
         except MMConceptsError as e:

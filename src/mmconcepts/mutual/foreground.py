@@ -138,6 +138,12 @@ def class_foreground(tokens: np.ndarray, second_min: int | None = 5, connectivit
     return np.stack([keep_largest_components(m, second_min, connectivity) for m in raw])
 
 
+def class_groups(labels: np.ndarray):
+    """``(class, indices of its images)`` for each class present, in class order."""
+    for c in np.unique(labels):
+        yield c, np.flatnonzero(labels == c)
+
+
 def foreground_masks(
     tokens: np.ndarray, labels: np.ndarray, scope: str = "class", second_min: int | None = 5, connectivity: int = 4
 ) -> np.ndarray:
@@ -149,7 +155,7 @@ def foreground_masks(
         raise MMConceptsError(f"the foreground scope must be 'class' or 'image', not {scope!r}")
     if labels.shape != (len(tokens),):
         raise MMConceptsError(f"got {len(tokens)} images' tokens but labels of shape {labels.shape}")
-    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if scope == "class" else [[i] for i in range(len(tokens))]
+    groups = [idx for _, idx in class_groups(labels)] if scope == "class" else [[i] for i in range(len(tokens))]
     masks = np.zeros(np.shape(tokens)[:3], dtype=bool)
     for idx in groups:
         masks[idx] = class_foreground(tokens[idx], second_min, connectivity)

@@ -262,6 +262,13 @@ def _gap_check(summary: dict, check: dict) -> dict:
     }
 
 
+FOREGROUND_RULES = {  # how the entry's foreground setting found the patches
+    "class": "second singular vector of a class's stacked tokens, largest component",
+    "image": "second singular vector of each image's own tokens, largest component",
+    "truth": "each true object's best whole-patch mask: a control, not the method",
+}
+
+
 def _foreground_check(summary: dict, check: dict) -> dict:
     best = check["model"]
     iou, corloc, threshold = check["iou_mean"][best], check["corloc"][best], check["threshold"]
@@ -273,7 +280,7 @@ def _foreground_check(summary: dict, check: dict) -> dict:
     return {
         "id": "check-foreground",
         "title": "The foreground finds the objects",
-        "rule": f"The foreground patches (second singular vector, largest component) of the best trained model overlap the true object "
+        "rule": f"The foreground patches ({FOREGROUND_RULES[summary['settings']['foreground']]}) of the best trained model overlap the true object "
         f"masks with a mean IoU of at least {threshold:g}. Beside it: the mean IoU of the best mask of whole patches (no patch-level "
         f"foreground can do better), CorLoc (the share of images whose foreground box has IoU ≥ 0.5 with the object's box), and the "
         f"share of images with no foreground patch at all (no concept, no D_v, an MI of 0).",
