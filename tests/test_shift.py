@@ -79,8 +79,10 @@ def test_a_planted_shift_is_recovered_and_named(planted):
     assert all(c["mas_overlap_shifted"] == 5 for c in concepts)
     assert out["truth"]["planted_needed"] == 1 and out["truth"]["lexicon_size"] == 40
     assert out["truth"]["shift_fraction"] == 1.0
-    assert out["truth"]["random_fraction"] < 0.5
+    assert out["truth"]["random_fraction"] < 0.5 and out["truth"]["random_draws"] == 20
     assert out["n_common"] == 120
+    # Without a truth only the first random draw is made: the one shown beside each shift, the same.
+    assert [c["random_words"] for c in run(a, b)["concepts"]] == [c["random_words"] for c in concepts]
 
 
 def test_only_samples_both_models_kept_are_compared(planted):

@@ -139,9 +139,10 @@ def compare(
     words_s = b.lens.top_words(S_or_U, n_words, layer)
     words_d = b.lens.top_words(D, n_words, layer)
     words_delta = b.lens.top_words(np.nan_to_num(Delta), n_shift_words, layer)
-    # Chance level: random directions of the same norms, several draws so the fraction is stable.
+    # Chance level: random directions of the same norms. The first is shown beside each shift; the
+    # planted-words check, where there is a truth, takes several draws so its fraction is stable.
     random_draws = [
-        b.lens.top_words(np.nan_to_num(sa.random_like(Delta, seed + r)), n_shift_words, layer) for r in range(RANDOM_DRAWS)
+        b.lens.top_words(np.nan_to_num(sa.random_like(Delta, seed + r)), n_shift_words, layer) for r in range(RANDOM_DRAWS if truth else 1)
     ]
 
     # Most activating samples: the original concept's among the original states, the shifted
