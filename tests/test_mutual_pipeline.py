@@ -98,6 +98,8 @@ def test_truth_foreground_is_the_best_patch_mask_of_each_object(world, family, t
     explanation = explanations_of(tmp_path / "truth", "pca")[0]
     mask = np.asarray(Image.open(Path(dataset["masks"]) / image_key(explanation["image"]))) > 127
     assert np.array_equal(regions["foreground"][0], best_patch_mask(mask, regions["foreground"].shape[1:]))
+    checks = summarise("tiny", [str(tmp_path / "truth")])["checks"]
+    assert "foreground" not in checks and "gap" in checks  # the foreground is the truth: nothing to check there
     with pytest.raises(MMConceptsError, match="foreground: truth needs the set's object masks"):
         run_mutual({**dataset, "masks": None}, "w32-s4", model, settings, tmp_path / "without-masks")
 

@@ -32,7 +32,9 @@ def load_runs(run_dirs: list[str]) -> list[dict]:
     return runs
 
 
-def _checks(models: list[dict], methods: list[str], correlation: dict) -> dict:
+def _checks(models: list[dict], methods: list[str], correlation: dict, foreground: str) -> dict:
+    """The checks against the truth; ``foreground`` is the entry's setting (under ``truth`` the foreground
+    is the true object, so there is nothing to check there)."""
     trained = [m for m in models if not m["control"]]
     controls = [m for m in models if m["control"]]
     checks = {}
@@ -66,7 +68,7 @@ def _checks(models: list[dict], methods: list[str], correlation: dict) -> dict:
             }
         checks["gap"] = gap
     with_fg = [m for m in models if m["foreground"]]
-    if with_fg:
+    if with_fg and foreground != "truth":
         ious = {m["model"]: m["foreground"]["iou_mean"] for m in with_fg}
         corlocs = {m["model"]: m["foreground"]["corloc"] for m in with_fg}
         best = max(trained or with_fg, key=lambda m: m["top1"])
@@ -109,5 +111,5 @@ def summarise(name: str, run_dirs: list[str]) -> dict:
         "settings": runs[0]["methods"][methods[0]]["settings"],
         "models": models,
         "auc_vs_top1": correlation,
-        "checks": _checks(models, methods, correlation),
+        "checks": _checks(models, methods, correlation, runs[0]["methods"][methods[0]]["settings"]["foreground"]),
     }
