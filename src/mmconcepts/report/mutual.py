@@ -262,10 +262,9 @@ def _gap_check(summary: dict, check: dict) -> dict:
     }
 
 
-FOREGROUND_RULES = {  # how the entry's foreground setting found the patches
+FOREGROUND_RULES = {  # how the entry's foreground setting found the patches (under truth there is no check)
     "class": "second singular vector of a class's stacked tokens, largest component",
     "image": "second singular vector of each image's own tokens, largest component",
-    "truth": "each true object's best whole-patch mask: a control, not the method",
 }
 
 
