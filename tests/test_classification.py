@@ -20,7 +20,7 @@ PER_CLASS = 3
 @pytest.fixture(scope="module")
 def classes(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("world") / "shapes"
-    generate_world(out, n_train=4, n_val=0, n_test=1, image_size=64, classes_per_shape=PER_CLASS)
+    generate_world(out, n_train=4, n_val=0, n_test=1, image_size=64, classes_per_shape=PER_CLASS, classes_train_per_shape=2)
     return out / "classes"
 
 
@@ -39,12 +39,23 @@ def test_world_writes_one_folder_per_shape_with_masks_of_the_object(classes):
         mask = np.asarray(Image.open(classes / "masks" / key))
         assert set(np.unique(mask)) <= {0, 255}
         inside = mask == 255
-        assert inside.sum() > 100  # a large object on a 64-pixel image
+        assert inside.sum() > 0.15 * inside.size  # object-centric: the object fills a good part of the image
+        assert np.allclose(np.argwhere(inside).mean(0), 31.5, atol=3)  # centred
         # The mask's interior is the object's colour (jitter ±12; its antialiased rim is left out),
         # and no pixel outside the mask is.
         distance = np.abs(image - np.array(_RGB[f["colour"]])).max(2)
         assert (distance[binary_erosion(inside, np.ones((3, 3)))] <= 12).all(), key
         assert not (distance[~inside] <= 12).any(), key
+
+
+def test_train_images_are_drawn_like_the_explained_ones_with_other_ids(classes):
+    train = json.loads((classes / "train_factors.json").read_text())
+    explained = json.loads((classes / "truth.json").read_text())["images"]
+    assert len(train) == 2 * len(SHAPES) and not set(train) & set(explained)
+    for key, f in train.items():
+        assert f["shape"] == key.split("/")[0] and f["position"] == "centre" and f["second_shape"] == "none"
+        assert (classes / "train" / key).is_file()
+    assert {f["size"] for f in train.values()} == {f["size"] for f in explained.values()} == {"xlarge"}
 
 
 def test_descriptor_bank_has_each_shapes_own_parts_and_the_shared_attributes(classes):

@@ -64,7 +64,7 @@ def test_family_params_name_the_bad_key(params, message):
 
 def test_trained_width_saves_each_checkpoint_as_an_open_clip_folder(tmp_path):
     world = tmp_path / "world"
-    generate_world(world, n_train=16, n_val=0, n_test=6, image_size=32, classes_per_shape=1)
+    generate_world(world, n_train=6, n_val=0, n_test=1, image_size=32, classes_per_shape=1, classes_train_per_shape=3)
     out = tmp_path / "w32"
     summary = train_width(world, out, 32, widths=[32], steps=3, checkpoints=[0, 3], batch_size=8, warmup=1, patch_size=8)
     assert sorted(summary["members"]) == ["w32-s0", "w32-s3"]
@@ -75,4 +75,4 @@ def test_trained_width_saves_each_checkpoint_as_an_open_clip_folder(tmp_path):
     tokens = last.forward_intermediates(image=image, image_indices=1, image_output_fmt="NLC")
     assert tokens["image_intermediates"][-1].shape == (1, 16, 32)  # a 4 × 4 grid of 8-pixel patches, width 32
     facts = json.loads((out / "w32-s3" / "training.json").read_text())
-    assert facts["step"] == 3 and facts["gap"] == "background" and 0 <= facts["test_zero_shot_top1"] <= 1
+    assert facts["step"] == 3 and facts["gap"] == "background" and 0 <= facts["zero_shot_top1"] <= 1

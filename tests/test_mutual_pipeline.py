@@ -23,7 +23,7 @@ SETTINGS = {"n_concepts": 3, "top_k": 10, "u": 4, "batch_size": 16}
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("mutual") / "world"
-    generate_world(out, n_train=32, n_val=0, n_test=6, image_size=32, shapes=["circle", "star", "cross"], classes_per_shape=3)
+    generate_world(out, n_train=32, n_val=0, n_test=6, image_size=32, shapes=["circle", "star", "cross"], classes_per_shape=3, classes_train_per_shape=2)
     return out
 
 

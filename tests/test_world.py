@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmconcepts.errors import MMConceptsError
 from mmconcepts.data.karpathy import load_factors, load_karpathy
+from mmconcepts.errors import MMConceptsError
 from mmconcepts.shapes.drawing import shape_coverage
 from mmconcepts.shapes.styles import MOODS, PLACES
 from mmconcepts.shapes.world import COLOURS, SHAPES, WORLD_DEFAULTS, generate_world, layout, sample_factors, world_params
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-SMALL = {"n_train": 30, "n_val": 5, "n_test": 10, "image_size": 32, "classes_per_shape": 2}
+SMALL = {"n_train": 30, "n_val": 5, "n_test": 10, "image_size": 32, "classes_per_shape": 2, "classes_train_per_shape": 2}
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -38,10 +38,9 @@ def test_same_seed_gives_identical_files(world, tmp_path):
     again = tmp_path / "again"
     generate_world(again, seed=3, workers=2, **SMALL)  # two drawing processes: the same bytes as one
     assert digest(again) == digest(world)
-    # images, captions and factors, two styles' captions and facts, VQA questions and annotations of 3 splits
     # images, captions + factors, 2 styles × 2 files, 3 VQA splits × 2 files, and the class set:
-    # an image and a mask per class image, and 4 JSON files.
-    assert len(digest(world)) == 45 + 2 + 2 * 2 + 3 * 2 + len(SHAPES) * 2 * 2 + 4
+    # an image and a mask per explained image, the train images, and 5 JSON files.
+    assert len(digest(world)) == 45 + 2 + 2 * 2 + 3 * 2 + len(SHAPES) * 2 * 2 + len(SHAPES) * 2 + 5
 
 
 def test_different_seed_gives_different_images(world, tmp_path):

@@ -1,6 +1,7 @@
 """A family of tiny ViT CLIPs for mutual knowledge: checkpoints along training, two widths, one gap.
 
-Each width is one training run on the world's train split that saves the model at the steps
+Each width is one training run on the classification set's train images (``classes/train/``, centred
+objects like the images the stage explains, see mmconcepts.shapes.classes) that saves the model at the steps
 listed in ``checkpoints`` (step 0 is the random initialisation, the control the paper's claim
 is read against), so the family holds models of increasing zero-shot accuracy. Every saved
 folder is a regular open_clip folder (``open_clip_config.json`` + ``open_clip_model.safetensors``)
@@ -28,15 +29,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from mmconcepts.atomic import atomic_path
+from mmconcepts.atomic import atomic_path, read_json
 from mmconcepts.data.classification import CLIP_TEMPLATES
-from mmconcepts.data.karpathy import load_factors
 from mmconcepts.device import set_threads
 from mmconcepts.errors import MMConceptsError
+from mmconcepts.images import open_rgb
 from mmconcepts.shapes.classes import BACKGROUND_DESCRIPTORS, COLOUR_DESCRIPTORS, PART_DESCRIPTORS
 from mmconcepts.shapes.clip import CLIP_CHECKPOINT, contrastive_loss, encode_text_trimmed
 from mmconcepts.shapes.clip_family_settings import HEAD_WIDTH, family_params, model_name
-from mmconcepts.shapes.training import batch_order, warmup_cosine, world_split
+from mmconcepts.shapes.training import batch_order, warmup_cosine
 
 
 def architecture(p: dict, width: int, image_size: int) -> dict:
@@ -85,6 +86,23 @@ def positives(factors: list[dict], named: list[dict]) -> torch.Tensor:
     return torch.tensor([[all(f[a] == v for a, v in n.items()) for n in named] for f in factors], dtype=torch.float32)
 
 
+# -- data ---------------------------------------------------------------------------------
+def class_split(world_dir, which: str) -> tuple[list[dict], list]:
+    """Factors and images (RGB PIL) of the world's classification set: ``train`` (what the family
+    trains on) or ``images`` (the explained set, whose top-1 each checkpoint records)."""
+    folder = Path(world_dir) / "classes"
+    path = folder / ("train_factors.json" if which == "train" else "truth.json")
+    table = read_json(path, "classification factors")
+    table = table if which == "train" else table["images"]
+    if not table:
+        raise MMConceptsError(f"{path}: no images")
+    images = [open_rgb(folder / which / key) for key in table]
+    missing = [key for key, im in zip(table, images) if im is None]
+    if missing:
+        raise MMConceptsError(f"{folder / which}: {len(missing)} unreadable image(s), e.g. {missing[0]}")
+    return list(table.values()), images
+
+
 # -- evaluation ---------------------------------------------------------------------------
 @torch.no_grad()
 def zero_shot_accuracy(model, tokenizer, pixels: torch.Tensor, labels: np.ndarray, classes, batch_size: int) -> float:
@@ -122,12 +140,10 @@ def train_width(world_dir, out_dir, width: int, **params) -> dict:
         raise MMConceptsError(f"clip_family: width {width} is not one of the family's widths {p['widths']}")
     set_threads(p["threads"])
     started = time.perf_counter()
-    samples, images = world_split(world_dir, "train")
-    table = load_factors(world_dir)
-    factors = [table[s.id] for s in samples]
-    test_samples, test_images = world_split(world_dir, "test")
-    shapes = sorted({f["shape"] for f in table.values()}, key=list(PART_DESCRIPTORS).index)
-    test_labels = np.array([shapes.index(table[s.id]["shape"]) for s in test_samples])
+    factors, images = class_split(world_dir, "train")
+    test_factors, test_images = class_split(world_dir, "images")
+    shapes = sorted({f["shape"] for f in factors}, key=list(PART_DESCRIPTORS).index)
+    test_labels = np.array([shapes.index(f["shape"]) for f in test_factors])
 
     cfg = architecture(p, width, images[0].size[0])
     name = f"shapes-clip-family-w{width}"
@@ -148,18 +164,18 @@ def train_width(world_dir, out_dir, width: int, **params) -> dict:
     def checkpoint(step: int, tmp: Path) -> None:
         accuracy = zero_shot_accuracy(model, tokenizer, test_pixels, test_labels, shapes, p["eval_batch_size"])
         member = model_name(width, step)
-        facts = {"model": member, "width": width, "step": step, "gap": p["gap"], "test_zero_shot_top1": accuracy,
+        facts = {"model": member, "width": width, "step": step, "gap": p["gap"], "zero_shot_top1": accuracy,
                  "loss": float(np.mean(losses[-20:])) if losses else None, "params": p}  # fmt: skip
         _save(tmp / member, model, cfg, facts)
         saved[member] = accuracy
-        print(f"clip_family: {member}: zero-shot top-1 on {len(test_labels)} test images {accuracy:.3f}")
+        print(f"clip_family: {member}: zero-shot top-1 on the {len(test_labels)} explained images {accuracy:.3f}")
         model.train()
 
     with atomic_path(Path(out_dir), is_dir=True) as tmp:
         model.train()
         if 0 in p["checkpoints"]:
             checkpoint(0, tmp)
-        order = batch_order(rng, len(samples), p["batch_size"], p["steps"])
+        order = batch_order(rng, len(factors), p["batch_size"], p["steps"])
         for step, indices in enumerate(tqdm(order, total=p["steps"], desc=f"train CLIP w{width}", mininterval=5), start=1):
             drawn = [draw_text(rng, factors[i], forms) for i in indices]
             image_emb = F.normalize(model.encode_image(pixels[indices]), dim=-1)

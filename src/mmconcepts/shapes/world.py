@@ -56,7 +56,7 @@ NONE = "none"
 # against 73% when objects were moved by random offsets of ±3% of the side.
 _CENTRES = {"left": (0.26, 0.5), "right": (0.74, 0.5), "top": (0.5, 0.26), "bottom": (0.5, 0.74), "centre": (0.5, 0.5)}
 _CORNERS = ((0.15, 0.15), (0.85, 0.15), (0.15, 0.85), (0.85, 0.85))
-_RADIUS = {"small": 0.14, "large": 0.22}
+_RADIUS = {"small": 0.14, "large": 0.22, "xlarge": 0.34}  # xlarge: the classification set's centred objects only
 _SECOND_RADIUS = 0.08
 _GAP = 0.02  # minimum free space between the two objects' outermost points
 _COLOUR_JITTER = 12
@@ -97,6 +97,7 @@ WORLD_DEFAULTS = {
     "captions_per_image": 5,
     "styles": list(STYLES),  # caption sets for fine-tuning, written to styles/<style>/
     "classes_per_shape": 20,  # images per class of the classification set, written to classes/
+    "classes_train_per_shape": 1000,  # images per class that the tiny CLIP family trains on, classes/train/
 }
 
 
@@ -133,6 +134,7 @@ def world_params(**params) -> dict:
     _check_int(p, "n_test", 1)
     _check_int(p, "captions_per_image", 1)
     _check_int(p, "classes_per_shape", 1)
+    _check_int(p, "classes_train_per_shape", 1)
     _check_subset(p, "shapes", SHAPES)
     _check_subset(p, "colours", COLOURS)
     _check_subset(p, "backgrounds", BACKGROUNDS)
@@ -270,7 +272,7 @@ def generate_world(out_dir, workers: int = 1, **params) -> dict:
     p = world_params(**params)
     started = time.perf_counter()
     n_cap = p["captions_per_image"]
-    from mmconcepts.shapes.classes import write_class_split
+    from mmconcepts.shapes.classes import class_image, class_jobs, write_class_files
     from mmconcepts.shapes.vqa import vqa_files
 
     images, factors, questions = [], {}, []
@@ -278,6 +280,7 @@ def generate_world(out_dir, workers: int = 1, **params) -> dict:
     with atomic_path(Path(out_dir), is_dir=True) as tmp:
         (tmp / "images").mkdir()
         jobs = [(p, tmp / "images", imgid, split) for imgid, split in enumerate(_splits(p))]
+        cls_jobs = class_jobs(tmp / "classes", p, first_imgid=len(jobs))
         with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
             made = pool.imap(_image, jobs, chunksize=100) if pool else map(_image, jobs)
             for image, styled_entries, asked, f in tqdm(made, total=len(jobs), desc="world", unit="img", mininterval=2):
@@ -286,6 +289,8 @@ def generate_world(out_dir, workers: int = 1, **params) -> dict:
                     entries.append(entry)
                 questions.append(asked)
                 factors[str(image["imgid"])] = f
+            made = pool.imap(class_image, cls_jobs, chunksize=100) if pool else map(class_image, cls_jobs)
+            drawn = list(tqdm(made, total=len(cls_jobs), desc="classes", unit="img", mininterval=2))
         (tmp / "captions.json").write_text(json.dumps({"dataset": p["name"], "images": images}) + "\n")
         plain_vocabulary = {w for im in images for sent in im["sentences"] for w in sent["tokens"]}
         for style, entries in styled.items():
@@ -304,7 +309,7 @@ def generate_world(out_dir, workers: int = 1, **params) -> dict:
             "second_colour": [*p["colours"], NONE],
         }
         (tmp / "factors.json").write_text(json.dumps({"factors": allowed, "images": factors}) + "\n")
-        classes = write_class_split(tmp / "classes", p, first_imgid=len(images))
+        classes = write_class_files(tmp / "classes", p, drawn)
     return {
         "out": str(out_dir),
         "name": p["name"],
