@@ -33,7 +33,7 @@ def _inputs(a, tmp: Path) -> tuple[Path, Path, str]:
     from mmconcepts.shapes.world import generate_world
 
     world = tmp / "world"
-    generate_world(world, n_train=256, n_val=0, n_test=10, classes_per_shape=20)
+    generate_world(world, n_train=16, n_val=0, n_test=1, classes_per_shape=20, classes_train_per_shape=50)
     train_width(world, tmp / "w128", 128, widths=[128], steps=20, checkpoints=[20], warmup=5)
     return tmp / "w128" / "w128-s20", world / "classes", "a tiny CLIP trained 20 steps on a world built here"
 
