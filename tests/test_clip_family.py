@@ -12,7 +12,7 @@ import torch
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.models.clip import load_clip
 from mmconcepts.shapes.classes import BACKGROUND_DESCRIPTORS, COLOUR_DESCRIPTORS, PART_DESCRIPTORS
-from mmconcepts.shapes.clip_family import _forms, draw_text, positives, train_width
+from mmconcepts.shapes.clip_family import _forms, class_split, draw_text, positives, train_width
 from mmconcepts.shapes.clip_family_settings import family_params
 from mmconcepts.shapes.world import BACKGROUNDS, COLOURS, generate_world
 
@@ -76,3 +76,20 @@ def test_trained_width_saves_each_checkpoint_as_an_open_clip_folder(tmp_path):
     assert tokens["image_intermediates"][-1].shape == (1, 16, 32)  # a 4 × 4 grid of 8-pixel patches, width 32
     facts = json.loads((out / "w32-s3" / "training.json").read_text())
     assert facts["step"] == 3 and facts["gap"] == "background" and 0 <= facts["zero_shot_top1"] <= 1
+
+
+def test_class_split_reads_the_train_images_and_names_what_is_missing(tmp_path):
+    world = tmp_path / "world"
+    generate_world(
+        world, n_train=2, n_val=0, n_test=1, image_size=16, shapes=["circle", "star"], classes_per_shape=1, classes_train_per_shape=2
+    )
+    factors, images = class_split(world, "train")
+    assert [f["shape"] for f in factors] == ["circle", "circle", "star", "star"] and all(im.size == (16, 16) for im in images)
+    explained, _ = class_split(world, "images")
+    assert [f["shape"] for f in explained] == ["circle", "star"]
+    next((world / "classes" / "train" / "star").iterdir()).unlink()
+    with pytest.raises(MMConceptsError, match=r"classes/train: 1 unreadable image\(s\), e\.g\. star/"):
+        class_split(world, "train")
+    (world / "classes" / "train_factors.json").unlink()
+    with pytest.raises(MMConceptsError, match=r"train_factors\.json: classification factors not found"):
+        class_split(world, "train")
