@@ -42,6 +42,9 @@ def test_mutual_foreground_is_class_image_or_truth():
     assert mutual_settings(foreground="image")["foreground"] == "image"
     with pytest.raises(MMConceptsError, match="mutual: foreground must be one of class, image, truth, not 'synset'"):
         mutual_settings(foreground="synset")
+    assert mutual_settings()["affinity"] == "gram"  # the paper's f fᵀ
+    with pytest.raises(MMConceptsError, match="mutual: affinity must be one of gram, centred, not 'laplacian'"):
+        mutual_settings(affinity="laplacian")
 
 
 def test_schema_lists_exactly_the_world_keys_with_the_generators_defaults():

@@ -12,8 +12,10 @@ from sklearn.metrics import adjusted_rand_score
 
 from mmconcepts.errors import MMConceptsError
 from mmconcepts.mutual.foreground import (
+    SPLIT_VECTORS,
     best_patch_mask,
     box_of,
+    centred_singular_vector,
     class_foreground,
     corloc,
     foreground_masks,
@@ -38,25 +40,26 @@ from mmconcepts.mutual.prompts import (
     outline_thickness,
     visual_prompts,
 )
+from mmconcepts.mutual.settings import AFFINITIES
 from mmconcepts.mutual.visual_concepts import METHODS, concept_labels, kmeans_concepts, pca_concepts
 
 # ---------------------------------------------------------------- planted data
 
 
-def planted_foreground(seed: int) -> tuple[np.ndarray, np.ndarray]:
+def planted_foreground(seed: int, common: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     """Tokens (4, 8, 8, 32) whose foreground patches (a 4×4 or 4×5 block per image, the minority) share one direction.
 
-    All tokens share a large common direction, as real ViT tokens do; without it the two groups would be
-    orthogonal and the second eigenvector would not separate them.
+    All tokens share a common direction of length ``common`` (large by default, as real ViT tokens have);
+    without it the two groups are nearly orthogonal and the paper's second eigenvector of f fᵀ fails.
     """
     rng = np.random.default_rng(seed)
     channels = 32
-    common, fg_dir, bg_dir = (d / np.linalg.norm(d) for d in rng.normal(size=(3, channels)))
+    shared, fg_dir, bg_dir = (d / np.linalg.norm(d) for d in rng.normal(size=(3, channels)))
     masks = np.zeros((4, 8, 8), dtype=bool)
     for i in range(4):
         y, x = rng.integers(0, 4, size=2)
         masks[i, y : y + 4, x : x + 4 + i % 2] = True
-    tokens = 3 * common + 2 * np.where(masks[..., None], fg_dir, bg_dir) + 0.3 * rng.normal(size=(4, 8, 8, channels))
+    tokens = common * shared + 2 * np.where(masks[..., None], fg_dir, bg_dir) + 0.3 * rng.normal(size=(4, 8, 8, channels))
     return tokens, masks
 
 
@@ -99,6 +102,32 @@ def test_second_singular_vector_is_the_second_eigenvector_of_the_affinity():
     assert np.isclose(np.linalg.norm(v), 1.0)
     assert np.allclose(affinity @ v, second * v, atol=1e-9)
     assert not np.isclose(second, eigenvalues[-1])
+
+
+def test_centred_singular_vector_is_the_first_eigenvector_of_the_centred_affinity():
+    features = np.random.default_rng(0).normal(size=(30, 10)) + 0.5
+    v = centred_singular_vector(features)
+    f = normalise_rows(features)
+    centred = (f - f.mean(axis=0)) @ (f - f.mean(axis=0)).T
+    eigenvalues = np.linalg.eigvalsh(centred)
+    assert np.isclose(np.linalg.norm(v), 1.0)
+    assert np.allclose(centred @ v, eigenvalues[-1] * v, atol=1e-9)
+    assert not np.isclose(eigenvalues[-1], eigenvalues[-2])
+    assert np.isclose(v.sum(), 0.0)  # orthogonal to the constant vector, which centring sends to eigenvalue 0
+    assert tuple(SPLIT_VECTORS) == AFFINITIES  # the settings' choices are exactly the implemented ones
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_without_a_shared_direction_only_the_centred_affinity_finds_the_objects(seed):
+    tokens, masks = planted_foreground(seed, common=0.0)
+    centred = class_foreground(tokens, affinity="centred")
+    gram = class_foreground(tokens, affinity="gram")
+    assert all(mask_iou(pred, true) >= 0.9 for pred, true in zip(centred, masks))
+    assert np.mean([mask_iou(pred, true) for pred, true in zip(gram, masks)]) < 0.85
+    # with the shared direction the two agree on the planted masks
+    tokens, masks = planted_foreground(seed)
+    for affinity in AFFINITIES:
+        assert all(mask_iou(pred, true) >= 0.9 for pred, true in zip(class_foreground(tokens, affinity=affinity), masks))
 
 
 def test_second_singular_vector_normalises_rows_and_guards_zero_rows():
@@ -486,6 +515,8 @@ def test_blur_helpers_keep_the_kept_pixels():
         (lambda: second_singular_vector(np.ones(5)), r"\(M, C\) matrix"),
         (lambda: second_singular_vector(np.full((3, 3), np.nan)), "NaN"),
         (lambda: class_foreground(np.ones((4, 4, 8))), r"\(B, h, w, C\)"),
+        (lambda: class_foreground(np.ones((1, 4, 4, 8)), affinity="laplacian"), "affinity must be one of gram, centred, not 'laplacian'"),
+        (lambda: centred_singular_vector(np.ones((1, 4))), "at least 2 patches"),
         (lambda: keep_largest_components(np.full((3, 3), 2)), "boolean"),
         (lambda: keep_largest_components(np.ones((3, 3), dtype=bool), connectivity=6), "connectivity"),
         (lambda: upsample(np.ones((2, 2), dtype=bool), (0, 4)), "positive integers"),

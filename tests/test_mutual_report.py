@@ -17,7 +17,7 @@ from mmconcepts.errors import MMConceptsError
 from mmconcepts.mutual.settings import mutual_settings
 from mmconcepts.mutual.summary import summarise
 from mmconcepts.mutual.truth import check_against_truth
-from mmconcepts.report.mutual import PALETTE, best_model, pick_examples, render_mutual_report
+from mmconcepts.report.mutual import PALETTE, best_model, foreground_rule, pick_examples, render_mutual_report
 
 CLASSES = ["circle", "square"]
 # (descriptor, attribute, value); "background" is the planted gap, "<b>bold</b>" must stay text.
@@ -197,6 +197,8 @@ def test_checks_come_first_with_holds_or_fails(toy):
     foreground = html.split('id="check-foreground"', 1)[1].split("</section>", 1)[0]
     assert "<b>large</b>: mean IoU 0.600 (best possible at this patch grid 0.800), CorLoc 0.700, images without foreground 0.050" in foreground
     assert "second singular vector of a class&#39;s stacked tokens" in foreground  # the entry's foreground setting, named
+    centred = {**mutual_settings(), "foreground": "image", "affinity": "centred"}
+    assert foreground_rule(centred) == "first singular vector, after centring, of each image's own tokens, largest component"
     assert "3 of 4 hold." in html
 
 

@@ -184,7 +184,7 @@ def explain_model(enc, data, p: dict, masks: list[np.ndarray] | None = None, pro
             raise MMConceptsError("mutual: foreground: truth needs the set's object masks (masks:)")
         foreground = np.stack([best_patch_mask(m, tokens.shape[1:3]) for m in masks])
     else:
-        foreground = foreground_masks(tokens, labels, p["foreground"], p["second_min"], p["connectivity"])
+        foreground = foreground_masks(tokens, labels, p["foreground"], p["second_min"], p["connectivity"], p["affinity"])
     result = ModelResult(
         top1=float((predicted == labels).mean()), predicted=predicted, labels=labels, foreground=foreground,
         foreground_check=_foreground_check(foreground, masks) if masks is not None else None,

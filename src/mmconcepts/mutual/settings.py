@@ -13,6 +13,8 @@ SCORE_NAMES = ("code", "eq1")  # log(N·u·m), the code's; Eq. (1) taken literal
 # The foreground: one decomposition of a class's stacked tokens (the code's), one per image (the paper's
 # text), or, as a control where the set has object masks, the best whole-patch mask of the true object.
 FOREGROUND_SCOPES = ("class", "image", "truth")
+# The foreground's affinity: the paper's f fᵀ (second eigenvector) or the centred tokens' (first eigenvector).
+AFFINITIES = ("gram", "centred")
 
 MUTUAL_DEFAULTS = {
     "methods": list(METHODS),
@@ -29,6 +31,7 @@ MUTUAL_DEFAULTS = {
     "score": "code",
     "curve_length": 16,
     "foreground": "class",
+    "affinity": "gram",
     "second_min": 5,
     "connectivity": 4,
     "perturbation_blur": 0.0625,  # Deletion/Insertion blur: its sigma as a share of the image's shorter side
@@ -54,6 +57,7 @@ def mutual_settings(**params) -> dict:
         ("relevance", RELEVANCE_RULES),
         ("score", SCORE_NAMES),
         ("foreground", FOREGROUND_SCOPES),
+        ("affinity", AFFINITIES),
         ("connectivity", (4, 8)),
     ):
         if p[key] not in choices:

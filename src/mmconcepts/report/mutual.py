@@ -262,10 +262,15 @@ def _gap_check(summary: dict, check: dict) -> dict:
     }
 
 
-FOREGROUND_RULES = {  # how the entry's foreground setting found the patches (under truth there is no check)
-    "class": "second singular vector of a class's stacked tokens, largest component",
-    "image": "second singular vector of each image's own tokens, largest component",
-}
+# how the entry's foreground settings found the patches (under truth there is no check)
+FOREGROUND_SPLITS = {"gram": "second singular vector", "centred": "first singular vector, after centring,"}
+FOREGROUND_SCOPES = {"class": "of a class's stacked tokens", "image": "of each image's own tokens"}
+
+
+def foreground_rule(settings: dict) -> str:
+    """The foreground's rule in words, e.g. "second singular vector of a class's stacked tokens, largest component"."""
+    split = FOREGROUND_SPLITS[settings["affinity"]]
+    return f"{split} {FOREGROUND_SCOPES[settings['foreground']]}, largest component"
 
 
 def _foreground_check(summary: dict, check: dict) -> dict:
@@ -279,7 +284,7 @@ def _foreground_check(summary: dict, check: dict) -> dict:
     return {
         "id": "check-foreground",
         "title": "The foreground finds the objects",
-        "rule": f"The foreground patches ({FOREGROUND_RULES[summary['settings']['foreground']]}) of the best trained model overlap the true object "
+        "rule": f"The foreground patches ({foreground_rule(summary['settings'])}) of the best trained model overlap the true object "
         f"masks with a mean IoU of at least {threshold:g}. Beside it: the mean IoU of the best mask of whole patches (no patch-level "
         f"foreground can do better), CorLoc (the share of images whose foreground box has IoU ≥ 0.5 with the object's box), and the "
         f"share of images with no foreground patch at all (no concept, no D_v, an MI of 0).",
@@ -406,7 +411,9 @@ def _settings(s: dict) -> list[tuple[str, str]]:
     )
     ot = f"on (Sinkhorn on exp({s['ot_scale']:g}·Ĉ), reg {s['ot_reg']:g}, {s['ot_iterations']} iterations)" if s["ot"] else "off"
     score = "log(N·u·m) when m ≥ 1 (the authors' code)" if s["score"] == "code" else "Eq. (1) taken literally"
+    foreground = "the best mask of whole patches of each true object (a control)" if s["foreground"] == "truth" else foreground_rule(s)
     rows = [
+        ("foreground", foreground),
         ("concepts per class", f"{s['n_concepts']}, {s['per_concept']} descriptors each (|D_v| ≤ {s['n_concepts'] * s['per_concept']})"),
         ("candidates", f"top-{s['top_k']} per concept, intersected; {relevance}"),
         ("optimal transport", ot),
