@@ -8,8 +8,8 @@ gathers every image's prompts and perturbations and encodes them ``--batch-size`
 Both run the same code (mmconcepts.mutual.explain.explain_model, both methods) on the same
 model and images, differing only in the batch size; the class-level steps (foreground,
 concepts) are the same in both. Rates are measured in this run, interleaved, best of
-``--repeats``. Defaults: the default run's widest trained CLIP of the family and the world's
-class set, when present; else a tiny CLIP trained for a few steps on a small world built here
+``--repeats``, with the settings of config.yaml's shapes-classes entry. Defaults: the default
+run's widest trained CLIP of the family and the world's class set, when present; else a tiny CLIP trained for a few steps on a small world built here
 (the rates then compare the same work; the explanations mean nothing).
 """
 
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 DEFAULT_MODEL = Path("resources/models/clip-family/w128/w128-s250")
 DEFAULT_CLASSES = Path("resources/worlds/shapes/classes")
@@ -56,9 +57,9 @@ def main() -> None:
         model, classes, desc = _inputs(a, Path(tmp))
         data = load_classification(classes / "images", classes / "descriptors.json", classes / "templates.json", classes / "classes.json")
         enc = ClipEncoders.load("bench", {"path": str(model)}, device=a.device)
-        settings = {"top_k": 12, "u": 3}
-        print(f"model: {desc}; {len(data.images)} images, {len(data.classes)} classes; device {enc.device}; "
-              f"torch threads: {torch.get_num_threads()}")  # fmt: skip
+        settings = yaml.safe_load(Path("config.yaml").read_text())["mutual"]["shapes-classes"]["settings"]
+        print(f"model: {desc}; {len(data.images)} images, {len(data.classes)} classes; settings {settings}; "
+              f"device {enc.device}; torch threads: {torch.get_num_threads()}")  # fmt: skip
 
         def rate(batch_size: int) -> float:
             enc.batch_size = batch_size
