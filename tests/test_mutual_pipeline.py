@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmconcepts.data.classification import load_classification
 from mmconcepts.errors import MMConceptsError
-from mmconcepts.mutual.foreground import best_patch_mask
+from mmconcepts.mutual.encoders import ClipEncoders
+from mmconcepts.mutual.foreground import best_patch_mask, foreground_masks
 from mmconcepts.mutual.run import run_mutual
 from mmconcepts.mutual.summary import summarise
 from mmconcepts.mutual.truth import check_against_truth, image_key
@@ -102,6 +104,19 @@ def test_truth_foreground_is_the_best_patch_mask_of_each_object(world, family, t
     assert "foreground" not in checks and "gap" in checks  # the foreground is the truth: nothing to check there
     with pytest.raises(MMConceptsError, match="foreground: truth needs the set's object masks"):
         run_mutual({**dataset, "masks": None}, "w32-s4", model, settings, tmp_path / "without-masks")
+
+
+def test_the_foreground_settings_reach_the_decomposition(world, family, tmp_path):
+    dataset, model = _dataset(world), {"path": str(family / "w32-s4")}
+    settings = {**SETTINGS, "foreground": "image", "affinity": "centred"}
+    run_mutual(dataset, "w32-s4", model, settings, tmp_path / "centred")
+    regions = np.load(tmp_path / "centred" / "kmeans" / "regions.npz")
+    data = load_classification(dataset["images"], dataset["descriptors"], dataset["templates"], dataset["classes"])
+    _, tokens = ClipEncoders.load("w32-s4", model).images_and_tokens([Image.open(path).convert("RGB") for path, _ in data.images])
+    labels = np.array([label for _, label in data.images])
+    expected = foreground_masks(tokens, labels, "image", affinity="centred")
+    assert np.array_equal(regions["foreground"], expected)
+    assert not np.array_equal(expected, foreground_masks(tokens, labels, "image", affinity="gram"))  # the setting mattered
 
 
 def test_summary_reads_the_runs_and_leaves_the_control_out(world, family, run, tmp_path):
