@@ -262,15 +262,16 @@ def _gap_check(summary: dict, check: dict) -> dict:
     }
 
 
-# how the entry's foreground settings found the patches (under truth there is no check)
-FOREGROUND_SPLITS = {"gram": "second singular vector", "centred": "first singular vector, after centring,"}
-FOREGROUND_SCOPES = {"class": "of a class's stacked tokens", "image": "of each image's own tokens"}
+# how the entry's foreground settings found the patches, in words (under truth there is no check)
+SPLIT_WORDS = {"gram": "second singular vector", "centred": "first singular vector, after centring,"}
+SCOPE_WORDS = {"class": "of a class's stacked tokens", "image": "of each image's own tokens"}
 
 
 def foreground_rule(settings: dict) -> str:
-    """The foreground's rule in words, e.g. "second singular vector of a class's stacked tokens, largest component"."""
-    split = FOREGROUND_SPLITS[settings["affinity"]]
-    return f"{split} {FOREGROUND_SCOPES[settings['foreground']]}, largest component"
+    """The foreground's rule in words, e.g. "second singular vector of a class's stacked tokens, largest component".
+    A summary written before ``affinity`` existed used the paper's f fᵀ."""
+    split = SPLIT_WORDS[settings.get("affinity", "gram")]
+    return f"{split} {SCOPE_WORDS[settings['foreground']]}, largest component"
 
 
 def _foreground_check(summary: dict, check: dict) -> dict:
