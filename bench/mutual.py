@@ -9,8 +9,9 @@ Both run the same code (mmconcepts.mutual.explain.explain_model, both methods) o
 model and images, differing only in the batch size; the class-level steps (foreground,
 concepts) are the same in both. Rates are measured in this run, interleaved, best of
 ``--repeats``, with the settings of config.yaml's shapes-classes entry. Defaults: the default
-run's widest trained CLIP of the family and the world's class set, when present; else a tiny CLIP trained for a few steps on a small world built here
-(the rates then compare the same work; the explanations mean nothing).
+run's widest trained CLIP of the family and the world's class set, when present; else a tiny
+CLIP trained for a few steps on a small world built here (the rates then compare the same work;
+the explanations mean nothing).
 """
 
 from __future__ import annotations
