@@ -259,7 +259,7 @@ def _check_mutual(name: str, entry: dict, config: dict) -> None:
     except MMConceptsError as e:
         raise MMConceptsError(f"{where}.settings: {str(e).removeprefix('mutual: ')}") from None
     if settings["foreground"] == "truth" and not entry.get("masks"):
-        raise MMConceptsError(f"{where}.settings.foreground: truth takes the true object masks, and the entry names no masks:")
+        raise MMConceptsError(f"{where}.settings.foreground: truth takes the true object masks, and the entry names no masks folder (masks:)")
     models = dict(entry.get("models", {}))
     if entry.get("family"):
         models |= family_models(config)
