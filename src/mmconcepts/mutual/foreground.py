@@ -60,28 +60,31 @@ def normalise_rows(features: np.ndarray) -> np.ndarray:
     return features / np.where(norms > 0, norms, 1.0)
 
 
+def _decomposable_rows(features: np.ndarray) -> np.ndarray:
+    """The (M, C) features checked (M ≥ 2 patches) and L2-normalised per row."""
+    f = check_features(features)
+    if f.shape[0] < 2:
+        raise MMConceptsError(f"the graph decomposition needs at least 2 patches, got {f.shape[0]}")
+    return normalise_rows(f)
+
+
 def second_singular_vector(features: np.ndarray) -> np.ndarray:
     """U[:, 1] of the SVD of the row-normalised (M, C) features: the eigenvector of f fᵀ with the second largest eigenvalue.
 
     Its sign is whatever LAPACK returns; ``minority_positive`` fixes it. M ≥ 2 and C ≥ 2 are required
     (with one column f fᵀ has rank 1 and the second eigenvector is not defined).
     """
-    f = check_features(features)
-    if f.shape[0] < 2:
-        raise MMConceptsError(f"the graph decomposition needs at least 2 patches, got {f.shape[0]}")
+    f = _decomposable_rows(features)
     if f.shape[1] < 2:
         raise MMConceptsError(f"the graph decomposition needs at least 2 feature channels, got {f.shape[1]}")
-    u, _, _ = np.linalg.svd(normalise_rows(f), full_matrices=False)
+    u, _, _ = np.linalg.svd(f, full_matrices=False)
     return u[:, 1]
 
 
 def centred_singular_vector(features: np.ndarray) -> np.ndarray:
     """U[:, 0] of the SVD of the row-normalised (M, C) features minus their mean row: the eigenvector of the
     centred affinity (f − f̄)(f − f̄)ᵀ with the largest eigenvalue. Sign as LAPACK returns it; M ≥ 2 required."""
-    f = check_features(features)
-    if f.shape[0] < 2:
-        raise MMConceptsError(f"the graph decomposition needs at least 2 patches, got {f.shape[0]}")
-    f = normalise_rows(f)
+    f = _decomposable_rows(features)
     u, _, _ = np.linalg.svd(f - f.mean(axis=0), full_matrices=False)
     return u[:, 0]
 
